@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# cxl-sr-suite: tests for Soft Reserved ownership (dax_hmem vs dax_cxl).
+#
+#   make              set up, fetch Linux 7.3, overlay, build, run the KUnit suites
+#   make check        the above plus the project's own tests (see README)
+#   make bench        time every stage of a cold and a warm run
+#
+# KSRC=/path/to/linux  test a maintainer's tree instead (it is only read).
+# BUILD_DIR, JOBS, KUNIT_TIMEOUT, CXL_SR_CACHE: see README.
+
+RUNNER := cd ci && python3 -m cxlsr
+
+.PHONY: all setup kunit check tally bench prepare suites clean distclean help
+
+all: setup kunit
+
+setup:
+	@ci/setup.sh
+
+kunit:
+	@$(RUNNER) run
+
+check: setup
+	@$(RUNNER) check
+
+tally:
+	@$(RUNNER) tally
+
+bench: setup
+	@$(RUNNER) bench
+
+prepare: setup
+	@$(RUNNER) prepare
+
+suites:
+	@$(RUNNER) suites
+
+clean:
+	rm -rf build/kunit build/results build/bench
+
+distclean:
+	rm -rf build
+
+help:
+	@sed -n '3,11p' Makefile

@@ -1,0 +1,226 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Command line: python3 -m cxlsr {run,mutant,bench,report,prepare}.
+
+Exit status: 0 all passed, 1 a test failed (or a mutant survived),
+2 the runner could not do its job (bad input, build failure, timeout...).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from . import overlay, source
+from .kunitrun import KunitRun, expected_suites, run_kunit
+from .results import Layer, table, write_junit, write_summary
+from .util import RunnerError, atomic_write, log, run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Settings:
+    build: Path
+    cache: Path
+    ksrc: Optional[Path]
+    jobs: int
+    any_version: bool
+    run_timeout: int
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = os.environ
+        cache = Path(env.get("CXL_SR_CACHE") or
+                     Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cxl-sr-suite")
+        ksrc = env.get("KSRC") or None
+        return cls(build=Path(env.get("BUILD_DIR") or REPO / "build").resolve(),
+                   cache=cache, ksrc=Path(ksrc) if ksrc else None,
+                   jobs=int(env.get("JOBS") or os.cpu_count() or 2),
+                   any_version=env.get("CXL_SR_ANY_KERNEL") == "1",
+                   run_timeout=int(env.get("KUNIT_TIMEOUT") or 120))
+
+    @property
+    def results(self) -> Path:
+        return self.build / "results"
+
+
+def setup_ccache(s: Settings) -> None:
+    os.environ.setdefault("CCACHE_DIR", str(s.cache / "ccache"))
+    # Paths below the build directory hash as relative ones: another clone,
+    # elsewhere on the disk, still hits the cache.
+    os.environ.setdefault("CCACHE_BASEDIR", str(s.build))
+    os.environ.setdefault("CCACHE_COMPILERCHECK", "content")
+
+
+def prepare(s: Settings, timings: Dict[str, float]) -> source.Tree:
+    """Base tree (fetched or KSRC) plus overlay, under build/src."""
+    tarball = None
+    if s.ksrc:
+        if not s.ksrc.is_dir():
+            raise RunnerError(f"KSRC={s.ksrc} is not a directory")
+    else:
+        t0 = time.monotonic()
+        env = dict(os.environ, CXL_SR_CACHE=str(s.cache))
+        out = run([str(REPO / "ci" / "fetch-kernel.sh")], env=env, what="fetching linux-source-7.3")
+        tarball = Path(out.stdout.strip().splitlines()[-1])
+        timings["fetch"] = round(time.monotonic() - t0, 1)
+    t0 = time.monotonic()
+    tree = source.import_tree(s.build / "src", tarball, s.ksrc, s.any_version)
+    timings["import"] = round(time.monotonic() - t0, 1)
+    if tree.imported:
+        # Objects of another base would look newer than its sources.
+        for d in ("kunit", "vm"):
+            shutil.rmtree(s.build / d, ignore_errors=True)
+    t0 = time.monotonic()
+    digest = overlay.apply(REPO, tree.path, s.build / "src" / "overlay.stamp")
+    timings["overlay"] = round(time.monotonic() - t0, 1)
+    timings_meta = {"kernel": str(tree.version), "source": tree.source_id, "overlay": digest}
+    atomic_write(s.build / "src" / "meta.json", json.dumps(timings_meta) + "\n")
+    return tree
+
+
+def report(s: Settings, layers: List[Layer], timings: Dict[str, float], results: Path) -> int:
+    meta = json.loads((s.build / "src" / "meta.json").read_text())
+    meta["timings"] = timings
+    doc = write_summary(results / "summary.json", layers, meta)
+    write_junit(results / "junit.xml", layers)
+    print(table(layers))
+    t = doc["totals"]
+    print(f"results: {results}/summary.json, junit.xml, kunit.json, kunit.ktap")
+    print(f"stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
+    print(f"kunit: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped")
+    return 0 if doc["ok"] else 1
+
+
+def kunit_run(s: Settings, results: Path) -> KunitRun:
+    return KunitRun(REPO, s.build / "src" / "linux", s.build / "kunit", results, s.jobs,
+                    run_timeout=s.run_timeout)
+
+
+def cmd_run(s: Settings, _: argparse.Namespace) -> int:
+    timings: Dict[str, float] = {}
+    prepare(s, timings)
+    kr = kunit_run(s, s.results)
+    layer = run_kunit(kr)
+    timings.update(kr.timings)
+    atomic_write(s.results / "timings.json", json.dumps(timings) + "\n")
+    return report(s, [layer], timings, s.results)
+
+
+def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
+    """Break the code on purpose and require the named suite to notice."""
+    patch = Path(args.patch).resolve()
+    tree = prepare(s, {})
+    results = s.results / "mutants" / patch.stem
+    log(f"mutant {patch.name}: applying to {tree.path}")
+    run(source.GIT + ["apply", str(patch)], cwd=tree.path, what=f"applying mutant {patch.name}")
+    try:
+        kr = kunit_run(s, results)
+        layer = run_kunit(kr)
+    finally:
+        overlay.restore(tree.path)  # the next build recompiles what the mutant touched
+    suites = {x.name: x for x in layer.suites}
+    hit = suites.get(args.expect_fail)
+    if layer.status in ("timeout", "error") and hit is None:
+        raise RunnerError(f"mutant {patch.name}: no verdict ({layer.status}: {layer.message})")
+    if hit is None or not hit.failed:
+        print(f"mutant {patch.name}: SURVIVED: suite {args.expect_fail} reported no failure")
+        return 1
+    failed = [c.name for c in hit.cases if c.status in ("FAIL", "ERROR")]
+    print(f"mutant {patch.name}: killed by {len(failed)} case(s) of {args.expect_fail}: "
+          + ", ".join(failed))
+    return 0
+
+
+def cmd_bench(s: Settings, args: argparse.Namespace) -> int:
+    """Cold (empty build dir, no ccache) and warm (nothing changed) runs, per stage."""
+    rows = {}
+    for kind in ("cold", "warm"):
+        env = dict(os.environ, BUILD_DIR=str(s.build / "bench"))
+        if kind == "cold":
+            shutil.rmtree(s.build / "bench", ignore_errors=True)
+            env["CCACHE_DISABLE"] = "1"
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "cxlsr", "run"], cwd=REPO / "ci", env=env)
+        total = round(time.monotonic() - t0, 1)
+        timings = json.loads((s.build / "bench" / "results" / "timings.json").read_text())
+        timings["total"] = total
+        rows[kind] = timings
+        if proc.returncode not in (0, 1):
+            raise RunnerError(f"bench: the {kind} run failed (exit {proc.returncode})")
+    stages = ["fetch", "import", "overlay", "configure", "build", "boot", "test", "total"]
+    print(f"{'stage':<10}{'cold (s)':>10}{'warm (s)':>10}")
+    for st in stages:
+        print(f"{st:<10}{rows['cold'].get(st, 0):>10}{rows['warm'].get(st, 0):>10}")
+    atomic_write(s.results / "bench.json", json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+def cmd_check(s: Settings, _: argparse.Namespace) -> int:
+    """make check: every step runs, each records a count, any failure fails."""
+    from . import checks
+    return checks.run_all(s, REPO, cmd_run)
+
+
+def cmd_tally(s: Settings, _: argparse.Namespace) -> int:
+    from . import checks
+    passed, failed = checks.tally(s.results)
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+def cmd_report(s: Settings, _: argparse.Namespace) -> int:
+    doc = json.loads((s.results / "summary.json").read_text())
+    print(json.dumps(doc["totals"]))
+    return 0 if doc["ok"] else 1
+
+
+def cmd_prepare(s: Settings, _: argparse.Namespace) -> int:
+    tree = prepare(s, {})
+    print(tree.path)
+    return 0
+
+
+def cmd_suites(s: Settings, _: argparse.Namespace) -> int:
+    print("\n".join(expected_suites(REPO)))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="cxlsr", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("run", help="prepare the tree, build, boot, run the KUnit suites, report")
+    m = sub.add_parser("mutant", help="apply a known-bad patch; require a suite to fail")
+    m.add_argument("patch")
+    m.add_argument("--expect-fail", required=True, metavar="SUITE")
+    sub.add_parser("bench", help="time each stage of a cold and a warm run")
+    sub.add_parser("report", help="re-read build/results/summary.json")
+    sub.add_parser("check", help="unit tests, checkpatch, the main job, hang and mutant proofs")
+    sub.add_parser("tally", help="print 'N passed, N failed' over everything make check ran")
+    sub.add_parser("prepare", help="only fetch/import the base and apply the overlay")
+    sub.add_parser("suites", help="list the KUnit suites the sources declare")
+    args = ap.parse_args(argv)
+    s = Settings.from_env()
+    setup_ccache(s)
+    handler = {"run": cmd_run, "mutant": cmd_mutant, "bench": cmd_bench,
+               "report": cmd_report, "prepare": cmd_prepare, "suites": cmd_suites,
+               "check": cmd_check, "tally": cmd_tally}[args.cmd]
+    try:
+        return handler(s, args)
+    except RunnerError as e:
+        print(f"cxl-sr: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cxl-sr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

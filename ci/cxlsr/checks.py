@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`make check`: the project's own tests, around the main job.
+
+Steps, each recorded in build/results/checks.json as passed/failed counts:
+  unit        the runner's unit tests (ci/tests)
+  kunit       the main job: every KUnit case (from summary.json)
+  checkpatch  scripts/checkpatch.pl --strict on every patch and new file
+  hang        a QEMU that never prints must end in a timeout failure
+  mutants     each ci/mutants/*.patch must make its named suite fail
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+from typing import Any, Callable, Dict, Tuple
+
+from . import overlay
+from .kunitrun import KunitRun
+from .util import RunnerError, atomic_write, log
+
+CHECKPATCH = ["scripts/checkpatch.pl", "--strict", "--quiet", "--no-summary",
+              # The base tree has no upstream history to look Fixes: ids up in.
+              "--ignore", "UNKNOWN_COMMIT_ID"]
+CHECKED_SUFFIXES = {".c", ".h", ".sh", ""}
+
+
+def _record(results: Path, name: str, passed: int, failed: int, detail: Any = None) -> None:
+    path = results / "checks.json"
+    doc: Dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    doc[name] = {"passed": passed, "failed": failed, "detail": detail}
+    atomic_write(path, json.dumps(doc, indent=2) + "\n")
+
+
+def tally(results: Path) -> Tuple[int, int]:
+    path = results / "checks.json"
+    if not path.is_file():
+        return 0, 1
+    doc = json.loads(path.read_text())
+    return (sum(v["passed"] for v in doc.values()), sum(v["failed"] for v in doc.values()))
+
+
+def unit(repo: Path) -> Tuple[int, int]:
+    suite = unittest.defaultTestLoader.discover(str(repo / "ci" / "tests"), top_level_dir=str(repo / "ci"))
+    res = unittest.TextTestRunner(stream=sys.stderr, verbosity=1).run(suite)
+    bad = len(res.failures) + len(res.errors)
+    return res.testsRun - bad, bad
+
+
+def checkpatch(repo: Path, tree: Path) -> Tuple[int, int, list[str]]:
+    passed, bad = 0, []
+    ov = overlay.Overlay(repo)
+    jobs = [(p.name, CHECKPATCH + [str(p)]) for p in ov.series()]
+    jobs += [(dst, CHECKPATCH + ["-f", dst]) for f, dst in ov.new_files()
+             if f.suffix in CHECKED_SUFFIXES and not f.name.startswith(".")]
+    for name, cmd in jobs:
+        proc = subprocess.run(cmd, cwd=tree, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+        if proc.returncode == 0 and not proc.stdout.strip():
+            passed += 1
+        else:
+            bad.append(name)
+            print(f"checkpatch: {name}:\n{proc.stdout}", file=sys.stderr)
+    return passed, len(bad), bad
+
+
+def hang(repo: Path, tree: Path, build: Path, results: Path) -> bool:
+    """Boot through a QEMU that prints nothing: the run must fail as a timeout, promptly."""
+    with tempfile.TemporaryDirectory() as fake:
+        qemu = Path(fake) / "qemu-system-x86_64"
+        qemu.write_text("#!/bin/sh\nexec sleep 3600\n")
+        qemu.chmod(0o755)
+        old = os.environ["PATH"]
+        os.environ["PATH"] = f"{fake}{os.pathsep}{old}"
+        try:
+            kr = KunitRun(repo, tree, build / "kunit", results / "hang", jobs=1, run_timeout=10)
+            kr.results.mkdir(parents=True, exist_ok=True)
+            layer = kr.execute(["dax_regions"])
+        finally:
+            os.environ["PATH"] = old
+    log(f"hang check: {layer.status}: {layer.message}")
+    return layer.status == "timeout"
+
+
+def mutants(repo: Path) -> Tuple[int, int, list[str]]:
+    passed, bad = 0, []
+    for patch in sorted((repo / "ci" / "mutants").glob("*.patch")):
+        m = re.search(r"^Expect-Fail:\s*(\S+)", patch.read_text(), re.MULTILINE)
+        if not m:
+            raise RunnerError(f"{patch.name}: no 'Expect-Fail: <suite>' line")
+        rc = subprocess.run([sys.executable, "-m", "cxlsr", "mutant", str(patch),
+                             "--expect-fail", m.group(1)], cwd=repo / "ci").returncode
+        if rc == 0:
+            passed += 1
+        else:
+            bad.append(patch.name)
+    return passed, len(bad), bad
+
+
+def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
+    results: Path = s.results
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "checks.json").unlink(missing_ok=True)
+    ok = True
+
+    p, f = unit(repo)
+    _record(results, "unit", p, f)
+    ok &= f == 0
+
+    try:
+        rc = cmd_run(s, None)
+    except RunnerError as e:
+        print(f"cxl-sr: error: {e}", file=sys.stderr)
+        rc = 2
+    summary = results / "summary.json"
+    if rc == 2 or not summary.is_file():
+        _record(results, "kunit", 0, 1, "the main job did not produce results")
+        return 2
+    t = json.loads(summary.read_text())["totals"]
+    _record(results, "kunit", t["passed"], t["failed"])
+    ok &= rc == 0
+
+    tree = s.build / "src" / "linux"
+    p, f, bad = checkpatch(repo, tree)
+    _record(results, "checkpatch", p, f, bad)
+    ok &= f == 0
+
+    hung = hang(repo, tree, s.build, results)
+    _record(results, "hang", int(hung), int(not hung))
+    ok &= hung
+
+    p, f, bad = mutants(repo)
+    _record(results, "mutants", p, f, bad)
+    ok &= f == 0
+
+    print(json.dumps(json.loads((results / "checks.json").read_text()), indent=1))
+    return 0 if ok else 1

@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: GPL-2.0
+import json
+import tempfile
+import unittest
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from cxlsr.results import (Layer, first_splat, judge, suites_from_kunit_json, table, totals,
+                           write_junit, write_summary)
+
+# The shape kunit.py --json writes (kunit_json.py), with one parameterised case.
+KUNIT_JSON = {
+    "name": "KUnit Test Group",
+    "test_cases": [],
+    "sub_groups": [{
+        "name": "dax_regions",
+        "test_cases": [{"name": "dax_regions_same_range_twice", "status": "PASS"},
+                       {"name": "dax_regions_failure_clears_drvdata", "status": "FAIL"}],
+        "sub_groups": [{
+            "name": "dax_regions_overlap",
+            "sub_groups": [],
+            "test_cases": [{"name": "nested", "status": "PASS"},
+                           {"name": "adjacent_above", "status": "SKIP"}],
+            "misc": {"failed": 0},
+        }],
+        "misc": {"failed": 1},
+    }],
+}
+
+
+class ResultsTest(unittest.TestCase):
+    def test_flatten_params(self) -> None:
+        (suite,) = suites_from_kunit_json(KUNIT_JSON, "kunit")
+        names = [c.name for c in suite.cases]
+        self.assertIn("dax_regions_overlap.nested", names)
+        self.assertEqual(suite.failed, 1)
+        self.assertEqual(suite.count("SKIP"), 1)
+
+    def test_crash_before_any_case_is_an_error(self) -> None:
+        data = {"sub_groups": [{"name": "s", "test_cases": [], "sub_groups": [],
+                                "misc": {"crashed": 1}}]}
+        (suite,) = suites_from_kunit_json(data, "kunit")
+        self.assertEqual(suite.failed, 1)
+
+    def test_judge_missing_suite(self) -> None:
+        layer = Layer("kunit", suites=suites_from_kunit_json(KUNIT_JSON, "kunit"))
+        judge(layer, ["dax_regions", "hmem_defer"], "")
+        self.assertEqual(layer.status, "error")
+        self.assertIn("hmem_defer", layer.message)
+
+    def test_judge_failed_case(self) -> None:
+        layer = judge(Layer("kunit", suites=suites_from_kunit_json(KUNIT_JSON, "kunit")),
+                      ["dax_regions"], "")
+        self.assertEqual(layer.status, "failed")
+        self.assertIn("dax_regions_failure_clears_drvdata", layer.message)
+
+    def test_splat_fails_a_green_run(self) -> None:
+        data = json.loads(json.dumps(KUNIT_JSON))
+        data["sub_groups"][0]["test_cases"][1]["status"] = "PASS"
+        log = "[ 1.0] ok 1 x\n[ 1.2] WARNING: CPU: 0 PID: 1 at drivers/dax/bus.c:650\n"
+        layer = judge(Layer("kunit", suites=suites_from_kunit_json(data, "kunit")),
+                      ["dax_regions"], log)
+        self.assertEqual(layer.status, "failed")
+        self.assertIn("drivers/dax/bus.c:650", layer.message)
+
+    def test_no_false_splat(self) -> None:
+        self.assertIsNone(first_splat("# dax_regions_overlap: pass:7 fail:0\nok 1 dax_regions\n"))
+
+    def test_timeout_counts_as_failure(self) -> None:
+        self.assertEqual(totals([Layer("kunit", status="timeout")])["failed"], 1)
+
+    def test_summary_and_junit(self) -> None:
+        layer = judge(Layer("kunit", suites=suites_from_kunit_json(KUNIT_JSON, "kunit")),
+                      ["dax_regions"], "")
+        with tempfile.TemporaryDirectory() as d:
+            doc = write_summary(Path(d) / "summary.json", [layer], {"kernel": "7.3.4"})
+            self.assertFalse(doc["ok"])
+            self.assertEqual(doc["totals"], {"passed": 2, "failed": 1, "skipped": 1})
+            back = json.loads((Path(d) / "summary.json").read_text())
+            self.assertEqual(back["suites"]["dax_regions"]["failed"], 1)
+            write_junit(Path(d) / "junit.xml", [layer])
+            root = ET.parse(Path(d) / "junit.xml").getroot()
+            self.assertEqual(len(root.findall(".//testcase")), 5)  # 4 cases + the run
+            self.assertEqual(len(root.findall(".//failure")), 1)
+        self.assertIn("dax_regions", table([layer]))
+
+
+if __name__ == "__main__":
+    unittest.main()

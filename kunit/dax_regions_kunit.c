@@ -6,18 +6,18 @@
  * Soft Reserved range. alloc_dax_region() lets exactly one of them win by
  * inserting every dax_region into a private resource tree: the loser's
  * request_resource() fails and it gets NULL. These tests drive the real
- * alloc_dax_region() with KUnit-managed parent devices, so a region is torn
+ * alloc_dax_region() with test-owned parent devices, so a region is torn
  * down by the same devres action that tears it down on driver unbind.
  *
  * The tree itself is private to drivers/dax/bus.c; everything below observes
  * it the way a driver does, through which allocations succeed.
  */
-#include <kunit/device.h>
 #include <kunit/test.h>
 #include <linux/completion.h>
 #include <linux/device.h>
 #include <linux/kthread.h>
 #include <linux/pgtable.h>
+#include <linux/platform_device.h>
 #include <linux/prandom.h>
 #include <linux/range.h>
 #include <linux/sizes.h>
@@ -41,12 +41,32 @@ static struct range dax_kunit_range(u64 offset, u64 size)
 	};
 }
 
-static struct device *dax_kunit_parent(struct kunit *test, const char *name)
-{
-	struct device *dev = kunit_device_register(test, name);
+KUNIT_DEFINE_ACTION_WRAPPER(dax_kunit_unregister_pdev, platform_device_unregister,
+			    struct platform_device *);
 
-	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, dev);
-	return dev;
+/*
+ * A parent device that no driver ever binds: its devres, and so the
+ * dax_region's teardown action, is released exactly when the test
+ * unregisters it. (Devices on the KUnit bus bind to any KUnit driver, so
+ * unregistering one of them would unbind, and tear down, the others.)
+ */
+static struct device *dax_kunit_parent(struct kunit *test)
+{
+	struct platform_device *pdev;
+	int rc;
+
+	pdev = platform_device_register_simple("dax-regions-kunit",
+					       PLATFORM_DEVID_AUTO, NULL, 0);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, pdev);
+	rc = kunit_add_action_or_reset(test, dax_kunit_unregister_pdev, pdev);
+	KUNIT_ASSERT_EQ(test, rc, 0);
+	return &pdev->dev;
+}
+
+/* Unregister a parent now rather than at the end of the test. */
+static void dax_kunit_unregister(struct kunit *test, struct device *dev)
+{
+	kunit_release_action(test, dax_kunit_unregister_pdev, to_platform_device(dev));
 }
 
 static struct dax_region *dax_kunit_alloc(struct device *parent, int id,
@@ -62,11 +82,11 @@ static struct dax_region *dax_kunit_alloc(struct device *parent, int id,
  */
 static bool dax_kunit_range_free(struct kunit *test, u64 offset, u64 size)
 {
-	struct device *probe = dax_kunit_parent(test, "dax-kunit-probe");
+	struct device *probe = dax_kunit_parent(test);
 	bool free;
 
 	free = dax_kunit_alloc(probe, 0, dax_kunit_range(offset, size));
-	kunit_device_unregister(test, probe);
+	dax_kunit_unregister(test, probe);
 	return free;
 }
 
@@ -76,8 +96,8 @@ static bool dax_kunit_range_free(struct kunit *test, u64 offset, u64 size)
  */
 static void dax_regions_same_range_twice(struct kunit *test)
 {
-	struct device *a = dax_kunit_parent(test, "dax-kunit-a");
-	struct device *b = dax_kunit_parent(test, "dax-kunit-b");
+	struct device *a = dax_kunit_parent(test);
+	struct device *b = dax_kunit_parent(test);
 	struct range range = dax_kunit_range(0, 4 * DAX_KUNIT_ALIGN);
 	struct dax_region *winner, *loser;
 
@@ -124,8 +144,8 @@ KUNIT_ARRAY_PARAM_DESC(dax_regions_overlap, dax_regions_overlap_cases, desc);
 static void dax_regions_overlap(struct kunit *test)
 {
 	const struct dax_regions_overlap_case *c = test->param_value;
-	struct device *a = dax_kunit_parent(test, "dax-kunit-a");
-	struct device *b = dax_kunit_parent(test, "dax-kunit-b");
+	struct device *a = dax_kunit_parent(test);
+	struct device *b = dax_kunit_parent(test);
 	struct dax_region *first, *second;
 
 	first = dax_kunit_alloc(a, 1, dax_kunit_range(2 * DAX_KUNIT_ALIGN,
@@ -151,14 +171,14 @@ static void dax_regions_overlap(struct kunit *test)
  */
 static void dax_regions_release_on_unregister(struct kunit *test)
 {
-	struct device *a = dax_kunit_parent(test, "dax-kunit-a");
-	struct device *b = dax_kunit_parent(test, "dax-kunit-b");
+	struct device *a = dax_kunit_parent(test);
+	struct device *b = dax_kunit_parent(test);
 	struct range range = dax_kunit_range(0, 2 * DAX_KUNIT_ALIGN);
 
 	KUNIT_ASSERT_NOT_NULL(test, dax_kunit_alloc(a, 1, range));
 	KUNIT_ASSERT_NULL(test, dax_kunit_alloc(b, 2, range));
 
-	kunit_device_unregister(test, a);
+	dax_kunit_unregister(test, a);
 
 	/*
 	 * A driver core probe failure clears drvdata before any retry; do the
@@ -175,8 +195,8 @@ static void dax_regions_release_on_unregister(struct kunit *test)
  */
 static void dax_regions_failure_clears_drvdata(struct kunit *test)
 {
-	struct device *a = dax_kunit_parent(test, "dax-kunit-a");
-	struct device *b = dax_kunit_parent(test, "dax-kunit-b");
+	struct device *a = dax_kunit_parent(test);
+	struct device *b = dax_kunit_parent(test);
 	struct range range = dax_kunit_range(0, DAX_KUNIT_ALIGN);
 
 	KUNIT_ASSERT_NOT_NULL(test, dax_kunit_alloc(a, 1, range));
@@ -206,7 +226,7 @@ KUNIT_ARRAY_PARAM_DESC(dax_regions_misaligned, dax_regions_misaligned_cases, des
 static void dax_regions_misaligned(struct kunit *test)
 {
 	const struct dax_regions_misaligned_case *c = test->param_value;
-	struct device *a = dax_kunit_parent(test, "dax-kunit-a");
+	struct device *a = dax_kunit_parent(test);
 
 	struct dax_region *region;
 
@@ -237,11 +257,9 @@ static void dax_regions_many_random_order(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, parents);
 
 	for (i = 0; i < DAX_KUNIT_MANY; i++) {
-		char *name = kunit_kasprintf(test, GFP_KERNEL, "dax-kunit-%d", i);
 		struct range range;
 
-		KUNIT_ASSERT_NOT_NULL(test, name);
-		parents[i] = dax_kunit_parent(test, name);
+		parents[i] = dax_kunit_parent(test);
 		/* one PMD each, with a one-PMD hole after it */
 		range = dax_kunit_range(2 * i * DAX_KUNIT_ALIGN, DAX_KUNIT_ALIGN);
 		KUNIT_ASSERT_NOT_NULL(test, dax_kunit_alloc(parents[i], i, range));
@@ -249,15 +267,19 @@ static void dax_regions_many_random_order(struct kunit *test)
 	}
 	KUNIT_ASSERT_FALSE(test, dax_kunit_range_free(test, 0, span));
 
+	/* Fisher-Yates, seeded: the same order on every run */
 	prandom_seed_state(&rnd, 0x5043584c);
-	for (i = DAX_KUNIT_MANY - 1; i > 0; i--)
-		swap(order[i], order[prandom_u32_state(&rnd) % (i + 1)]);
+	for (i = DAX_KUNIT_MANY - 1; i > 0; i--) {
+		unsigned int j = prandom_u32_state(&rnd) % (i + 1);
+
+		swap(order[i], order[j]);
+	}
 
 	for (i = 0; i < DAX_KUNIT_MANY; i++) {
 		unsigned int n = order[i];
 		bool freed;
 
-		kunit_device_unregister(test, parents[n]);
+		dax_kunit_unregister(test, parents[n]);
 		freed = dax_kunit_range_free(test, 2 * n * DAX_KUNIT_ALIGN, DAX_KUNIT_ALIGN);
 		KUNIT_EXPECT_TRUE_MSG(test, freed, "slot %u still taken after its release", n);
 	}
@@ -300,10 +322,7 @@ static void dax_regions_race_one_winner(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, racers);
 
 	for (i = 0; i < DAX_KUNIT_RACERS; i++) {
-		char *name = kunit_kasprintf(test, GFP_KERNEL, "dax-kunit-race%d", i);
-
-		KUNIT_ASSERT_NOT_NULL(test, name);
-		racers[i].parent = dax_kunit_parent(test, name);
+		racers[i].parent = dax_kunit_parent(test);
 		racers[i].start = &start;
 		racers[i].id = i;
 		init_completion(&racers[i].done);

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 
 from . import overlay, source
 from .kunitrun import KunitRun, expected_suites, run_kunit
-from .results import Layer, table, write_junit, write_summary
+from .results import Layer, case_lines, table, write_junit, write_summary
 from .util import RunnerError, atomic_write, log, run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +33,9 @@ class Settings:
     jobs: int
     any_version: bool
     run_timeout: int
+    layers: List[str]
+    vm_timeout: int
+    vm_debug: bool
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -44,7 +47,10 @@ class Settings:
                    cache=cache, ksrc=Path(ksrc) if ksrc else None,
                    jobs=int(env.get("JOBS") or os.cpu_count() or 2),
                    any_version=env.get("CXL_SR_ANY_KERNEL") == "1",
-                   run_timeout=int(env.get("KUNIT_TIMEOUT") or 120))
+                   run_timeout=int(env.get("KUNIT_TIMEOUT") or 120),
+                   layers=(env.get("LAYERS") or "kunit").replace(",", " ").split(),
+                   vm_timeout=int(env.get("VM_TIMEOUT") or 900),
+                   vm_debug=env.get("VM_DEBUG", "1") != "0")
 
     @property
     def results(self) -> Path:
@@ -91,11 +97,12 @@ def report(s: Settings, layers: List[Layer], timings: Dict[str, float], results:
     meta["timings"] = timings
     doc = write_summary(results / "summary.json", layers, meta)
     write_junit(results / "junit.xml", layers)
+    print(case_lines(layers))
     print(table(layers))
     t = doc["totals"]
-    print(f"results: {results}/summary.json, junit.xml, kunit.json, kunit.ktap")
+    print(f"results: {results}/summary.json, junit.xml, *.ktap, *-serial.log")
     print(f"stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
-    print(f"kunit: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped")
+    print(f"tests: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped")
     return 0 if doc["ok"] else 1
 
 
@@ -107,11 +114,18 @@ def kunit_run(s: Settings, results: Path) -> KunitRun:
 def cmd_run(s: Settings, _: argparse.Namespace) -> int:
     timings: Dict[str, float] = {}
     prepare(s, timings)
-    kr = kunit_run(s, s.results)
-    layer = run_kunit(kr)
-    timings.update(kr.timings)
+    layers: List[Layer] = []
+    if "kunit" in s.layers:
+        kr = kunit_run(s, s.results)
+        layers.append(run_kunit(kr))
+        timings.update(kr.timings)
+    if "vm" in s.layers:
+        from .vm import run_vm
+        log("building the VM kernel, cxl_test and the initramfs")
+        layers.append(run_vm(REPO, s.build / "src" / "linux", s.build, s.results, s.jobs,
+                             s.vm_timeout, timings, debug=s.vm_debug))
     atomic_write(s.results / "timings.json", json.dumps(timings) + "\n")
-    return report(s, [layer], timings, s.results)
+    return report(s, layers, timings, s.results)
 
 
 def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:

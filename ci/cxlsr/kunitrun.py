@@ -51,9 +51,8 @@ class KunitRun:
 
     def _kunit(self, verb: str, *extra: str) -> List[str]:
         cmd = ["python3", "tools/testing/kunit/kunit.py", verb, "--arch=x86_64",
-               f"--build_dir={self.build_dir}"]
+               f"--build_dir={self.build_dir}", f"--kunitconfig={KUNITCONFIG_DIR}"]
         if verb in ("config", "build"):
-            cmd.append(f"--kunitconfig={KUNITCONFIG_DIR}")
             if shutil.which("ccache"):
                 cmd.append("--make_options=CC=ccache gcc")
         return cmd + list(extra)

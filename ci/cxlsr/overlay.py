@@ -13,11 +13,12 @@ Everything is committed in the tree's own git, so the result is checkable
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Tuple
 
 from .source import GIT
 from .util import RunnerError, atomic_write, log, run
@@ -103,6 +104,7 @@ def apply(repo: Path, tree: Path, stamp: Path) -> str:
 
     log(f"applying overlay {digest} to {tree}")
     stamp.unlink(missing_ok=True)
+    before = _touched(tree)
     _git(tree, "reset", "-q", "--hard", "cxl-sr-base", what="git reset to the base")
     _git(tree, "clean", "-ffdxq", what="git clean")
 
@@ -129,5 +131,27 @@ def apply(repo: Path, tree: Path, stamp: Path) -> str:
             raise RunnerError(f"patch {SERIES_DIR}/{patch.name} does not apply to {tree}: {reason}")
 
     head = _git(tree, "rev-parse", "HEAD").strip()
+    _keep_mtimes(tree, before)
     atomic_write(stamp, f"{digest} {head}\n")
     return digest
+
+
+def _touched(tree: Path) -> Dict[str, Tuple[str, int]]:
+    """path -> (blob, mtime) of every file the current overlay changed or added."""
+    names = _git(tree, "diff", "--name-only", "cxl-sr-base", "HEAD").split()
+    out = {}
+    for name in names:
+        path = tree / name
+        if path.is_file():
+            blob = _git(tree, "hash-object", name).strip()
+            out[name] = (blob, path.stat().st_mtime_ns)
+    return out
+
+
+def _keep_mtimes(tree: Path, before: Dict[str, Tuple[str, int]]) -> None:
+    """A file the new overlay left as it was keeps its old mtime: make rebuilds
+    only what really changed."""
+    for name, (blob, mtime) in before.items():
+        path = tree / name
+        if path.is_file() and _git(tree, "hash-object", name).strip() == blob:
+            os.utime(path, ns=(path.stat().st_atime_ns, mtime))

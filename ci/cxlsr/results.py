@@ -162,6 +162,16 @@ def write_junit(path: Path, layers: List[Layer]) -> None:
     atomic_write(path, ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
 
 
+def case_lines(layers: List[Layer]) -> str:
+    """Every case with its verdict, suite by suite."""
+    out = []
+    for layer in layers:
+        for s in layer.suites:
+            out.append(f"{layer.name}/{s.name}:")
+            out += [f"  {c.status:<5} {c.name}" for c in s.cases]
+    return "\n".join(out)
+
+
 def table(layers: List[Layer]) -> str:
     rows = [("layer", "suite", "passed", "failed", "skipped")]
     for layer in layers:

@@ -36,7 +36,10 @@ def run(cmd: Sequence[str], cwd: Optional[Path] = None,
 def stream(cmd: Sequence[str], timeout: float, out: IO[str],
            cwd: Optional[Path] = None, env: Optional[Mapping[str, str]] = None,
            on_line: Optional[Callable[[str], None]] = None) -> Optional[int]:
-    """Run cmd in its own process group, copying its output to `out` and stderr.
+    """Run cmd in its own process group, copying its output to `out`.
+
+    On a terminal the output is shown as it comes; otherwise (CI, bots) it
+    only goes to `out`, and the caller prints a summary.
 
     Returns the exit status, or None when `timeout` seconds passed: the whole
     process group (QEMU included) is then killed, so nothing outlives the run.
@@ -60,8 +63,12 @@ def stream(cmd: Sequence[str], timeout: float, out: IO[str],
 
     dog = threading.Thread(target=watchdog, daemon=True)
     dog.start()
+    echo = sys.stderr.isatty()
     for line in proc.stdout:
         out.write(line)
+        out.flush()
+        if echo:
+            sys.stderr.write(line)
         if on_line:
             on_line(line)
     proc.stdout.close()

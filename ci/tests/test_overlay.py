@@ -62,6 +62,17 @@ class OverlayTest(unittest.TestCase):
         self.assertNotEqual(overlay.apply(self.repo, self.tree, self.stamp), d1)
         self.assertEqual((self.tree / "drivers/dax/tests/x_kunit.c").read_text(), "// changed\n")
 
+    def test_unchanged_files_keep_their_mtime(self) -> None:
+        overlay.apply(self.repo, self.tree, self.stamp)
+        test_file = self.tree / "drivers/dax/tests/x_kunit.c"
+        makefile = self.tree / "drivers/dax/Makefile"
+        mtimes = (test_file.stat().st_mtime_ns, makefile.stat().st_mtime_ns)
+        (self.repo / "selftests").mkdir()
+        (self.repo / "selftests/t.c").write_text("// new\n")
+        overlay.apply(self.repo, self.tree, self.stamp)
+        self.assertTrue((self.tree / "tools/testing/selftests/cxl/t.c").is_file())
+        self.assertEqual((test_file.stat().st_mtime_ns, makefile.stat().st_mtime_ns), mtimes)
+
     def test_patch_that_does_not_apply_is_named(self) -> None:
         self._make_patch("0001-hook.patch", "obj-y += hmem/\nobj-y += tests/\n")
         (self.tree / "drivers/dax/Makefile").write_text("obj-y += something-else/\n")

@@ -1,0 +1,291 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The VM layer: a kernel with cxl_test, an initramfs with the cxl kselftests,
+one QEMU boot, KTAP on the serial console.
+
+The kernel comes from the same overlaid tree as the KUnit one, configured from
+the fragments in ci/configs (merge_config.sh), built in build/vm; cxl_test's
+modules are built with M=tools/testing/cxl into build/vm-cxl-test (MO=), so the
+tree stays untouched. The initramfs is assembled from Debian's packages only:
+busybox-static, kmod's modules, ndctl's `cxl` with its libraries.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from .accel import kvm_usable
+from .results import ERROR, FAIL, SKIP, Case, Layer, Suite, first_splat, judge
+from .util import RunnerError, log, run, stream
+
+FRAGMENTS = ("vm.config", "debug.config")
+# The serial console marks the start and the end of the selftest run with these.
+BEGIN, END = "CXL-SR-KSELFTEST-BEGIN", "CXL-SR-KSELFTEST-END"
+
+
+def read_fragment(path: Path) -> Dict[str, str]:
+    """CONFIG_X -> value ('n' for '# CONFIG_X is not set' and '=n')."""
+    want = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^(CONFIG_\w+)=(.*)$", line)
+        if m:
+            want[m.group(1)] = m.group(2)
+        m = re.match(r"^# (CONFIG_\w+) is not set$", line)
+        if m:
+            want[m.group(1)] = "n"
+    return want
+
+
+def config_mismatches(config_text: str, want: Dict[str, str]) -> List[str]:
+    have = {}
+    for line in config_text.splitlines():
+        m = re.match(r"^(CONFIG_\w+)=(.*)$", line)
+        if m:
+            have[m.group(1)] = m.group(2)
+    bad = []
+    for key, val in want.items():
+        got = have.get(key, "n")
+        if got != val:
+            bad.append(f"{key}={val} (got {got})")
+    return bad
+
+
+@dataclass
+class VmBuild:
+    repo: Path
+    tree: Path
+    build: Path  # build/ root
+    jobs: int
+    debug: bool = True
+    timings: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kdir(self) -> Path:
+        return self.build / "vm"
+
+    @property
+    def cxl_out(self) -> Path:
+        return self.build / "vm-cxl-test"
+
+    def _make(self, *args: str, what: str, cwd: Path | None = None, timeout: int = 3600) -> None:
+        cc = ["CC=ccache gcc"] if shutil.which("ccache") else []
+        cmd = ["make", "-C", str(self.tree), f"O={self.kdir}", "ARCH=x86_64", f"-j{self.jobs}"] + cc + list(args)
+        logf = self.build / "results" / "vm-build.log"
+        with logf.open("a") as out:
+            rc = stream(cmd, timeout, out, cwd=cwd)
+        if rc is None:
+            raise RunnerError(f"{what} hit its hard timeout of {timeout}s (log: {logf})")
+        if rc != 0:
+            raise RunnerError(f"{what} failed (exit {rc}; log: {logf})")
+
+    def configure(self) -> None:
+        frags = [self.repo / "ci" / "configs" / f for f in FRAGMENTS if self.debug or f != "debug.config"]
+        want: Dict[str, str] = {}
+        for f in frags:
+            want.update(read_fragment(f))
+        stamp = self.kdir / ".cxl-sr-fragments"
+        key = "".join(f.read_text() for f in frags)
+        if stamp.is_file() and stamp.read_text() == key and (self.kdir / ".config").is_file():
+            return
+        self.kdir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, ARCH="x86_64")
+        run([str(self.tree / "scripts/kconfig/merge_config.sh"), "-O", str(self.kdir)] + [str(f) for f in frags],
+            cwd=self.tree, env=env, what="merge_config.sh for the VM kernel")
+        bad = config_mismatches((self.kdir / ".config").read_text(), want)
+        if bad:
+            raise RunnerError("VM kernel config lost requested options (unmet dependencies?): "
+                              + ", ".join(bad[:8]))
+        stamp.write_text(key)
+
+    def kernel(self) -> None:
+        t0 = time.monotonic()
+        self.configure()
+        self.timings["vm-configure"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
+        self._make("bzImage", "modules", what="VM kernel build")
+        self.cxl_out.mkdir(parents=True, exist_ok=True)
+        self._make("M=tools/testing/cxl", f"MO={self.cxl_out}", "modules", what="cxl_test build")
+        self.timings["vm-build"] = round(time.monotonic() - t0, 1)
+
+    def initramfs(self, out: Path) -> Path:
+        t0 = time.monotonic()
+        root = self.build / "vm-root"
+        if root.exists():
+            shutil.rmtree(root)
+        for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "run", "etc", "lib", "lib64",
+                  "usr/bin", "usr/lib", "sys/kernel/debug"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        busybox = shutil.which("busybox") or "/bin/busybox"
+        if not Path(busybox).is_file():
+            raise RunnerError("busybox not found (apt-get install busybox-static)")
+        shutil.copy2(busybox, root / "bin" / "busybox")
+        for applet in ("sh", "mount", "modprobe", "insmod", "rmmod", "lsmod", "cat", "echo",
+                       "ls", "grep", "sleep", "poweroff", "dmesg", "find", "sed", "awk", "timeout"):
+            (root / "bin" / applet).symlink_to("busybox")
+        mods = ["INSTALL_MOD_PATH=" + str(root), "INSTALL_MOD_STRIP=1", "DEPMOD=/bin/true"]
+        self._make("modules_install", *mods, what="modules_install")
+        self._make("M=tools/testing/cxl", f"MO={self.cxl_out}", "modules_install", *mods,
+                   what="cxl_test modules_install")
+        release = (self.kdir / "include/config/kernel.release").read_text().strip()
+        run(["depmod", "-b", str(root), release], what="depmod for the initramfs")
+        self._copy_tool(root, shutil.which("cxl"))
+        self._selftests(root)
+        init = root / "init"
+        init.write_text((self.repo / "ci" / "vm-init.sh").read_text())
+        init.chmod(0o755)
+        with out.open("wb") as cpio:
+            find = subprocess.Popen(["find", "."], cwd=root, stdout=subprocess.PIPE)
+            rc = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, stdin=find.stdout,
+                                stdout=cpio).returncode
+            find.wait()
+        if rc != 0:
+            raise RunnerError("cpio failed building the initramfs")
+        self.timings["initramfs"] = round(time.monotonic() - t0, 1)
+        return out
+
+    def _copy_tool(self, root: Path, tool: str | None) -> None:
+        """A dynamically linked binary and every library ldd names."""
+        if not tool:
+            log("no `cxl` tool on this machine (apt-get install ndctl): cases that need it skip")
+            return
+        shutil.copy2(tool, root / "usr/bin" / Path(tool).name)
+        ldd = subprocess.run(["ldd", tool], text=True, stdout=subprocess.PIPE).stdout
+        for lib in re.findall(r"(/\S+\.so[^\s]*)", ldd):
+            dst = root / lib.lstrip("/")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if not dst.exists():
+                shutil.copy2(os.path.realpath(lib), dst)
+
+    def _selftests(self, root: Path) -> None:
+        out = self.build / "vm-kselftest"
+        logf = self.build / "results" / "vm-build.log"
+        with logf.open("a") as f:
+            rc = stream(["make", "-C", "tools/testing/selftests", "TARGETS=cxl", f"O={out}",
+                         f"INSTALL_PATH={root / 'kselftest'}", "install"], 900, f, cwd=self.tree)
+        if rc != 0:
+            raise RunnerError(f"building the cxl kselftests failed (log: {logf})")
+
+
+def qemu_cmd(kernel: Path, initrd: Path, append: str) -> List[str]:
+    accel = "kvm" if kvm_usable() else "tcg"
+    return ["qemu-system-x86_64", "-machine", "q35", "-accel", accel,
+            "-m", "2G,slots=4,maxmem=128G", "-smp", "2,sockets=2,cores=1,threads=1",
+            "-object", "memory-backend-ram,id=m0,size=1G",
+            "-object", "memory-backend-ram,id=m1,size=1G",
+            "-numa", "node,nodeid=0,memdev=m0,cpus=0",
+            "-numa", "node,nodeid=1,memdev=m1,cpus=1",
+            "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
+            "-kernel", str(kernel), "-initrd", str(initrd),
+            "-append", "console=ttyS0 panic=-1 memhp_default_state=offline " + append]
+
+
+@dataclass
+class Boot:
+    status: str  # ok | timeout | crashed
+    log: str
+    seconds: float
+    running: str = ""  # the test that was running when the boot ended early
+
+
+def boot(kernel: Path, initrd: Path, logf: Path, timeout: int, append: str = "") -> Boot:
+    t0 = time.monotonic()
+    with logf.open("w") as out:
+        rc = stream(qemu_cmd(kernel, initrd, append), timeout, out)
+    text = logf.read_text(errors="replace")
+    seconds = round(time.monotonic() - t0, 1)
+    running = ""
+    for m in re.finditer(r"^# RUN\s+(\S+)|^# starting (\S+)|^# selftests: cxl: (\S+)", text, re.M):
+        running = next(g for g in m.groups() if g)
+    if rc is None:
+        return Boot("timeout", text, seconds, running)
+    if END not in text:
+        return Boot("crashed", text, seconds, running)
+    return Boot("ok", text, seconds, running)
+
+
+def extract_ktap(text: str) -> str:
+    """The run_kselftest.sh output between the init's markers."""
+    if BEGIN not in text:
+        return ""
+    body = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    return "\n".join(line.rstrip("\r") for line in body.splitlines()[1:]) + "\n"
+
+
+def split_kselftest(ktap: str) -> Dict[str, Tuple[str, str]]:
+    """binary -> (its own TAP, with the runner's '# ' prefix removed; the
+    runner's verdict line for it). run_kselftest.sh nests each program's
+    output one level down as diagnostics."""
+    out: Dict[str, Tuple[str, str]] = {}
+    current = ""
+    inner: List[str] = []
+    for line in ktap.splitlines():
+        m = re.match(r"^# selftests: (\S+): (\S+)$", line)
+        if m:
+            current, inner = m.group(2), []
+            continue
+        m = re.match(r"^(not ok|ok) \d+ selftests: (\S+): (\S+)(.*)$", line)
+        if m and current:
+            out[current] = ("\n".join(inner) + "\n", line)
+            current = ""
+            continue
+        if current:
+            inner.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
+    if current:  # the run ended inside this program
+        out[current] = ("\n".join(inner) + "\n", "")
+    return out
+
+
+def parse_program(tree: Path, name: str, tap: str, verdict: str, results: Path) -> Suite:
+    """One kselftest program's cases, parsed by the tree's kunit.py."""
+    json_out = results / f"vm-{name}.json"
+    json_out.unlink(missing_ok=True)
+    subprocess.run(["python3", "tools/testing/kunit/kunit.py", "parse", f"--json={json_out}"],
+                   cwd=tree, input=tap, text=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+                   timeout=120)
+    suite = Suite(name, "vm")
+    if json_out.is_file():
+        data = json.loads(json_out.read_text())
+        suite.cases = [Case(c["name"], c["status"]) for c in data.get("test_cases", [])]
+        for sub in data.get("sub_groups", []):
+            suite.cases += [Case(c["name"], c["status"]) for c in sub.get("test_cases", [])]
+    if not verdict:
+        suite.cases.append(Case("(program)", ERROR))  # it never finished
+    elif verdict.startswith("not ok") and not any(c.status in (FAIL, ERROR) for c in suite.cases):
+        suite.cases.append(Case("(program)", SKIP if "# SKIP" in verdict else FAIL))
+    return suite
+
+
+def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeout: int,
+           timings: Dict[str, float], debug: bool = True) -> Layer:
+    vb = VmBuild(repo, tree, build, jobs, debug=debug)
+    vb.kernel()
+    initrd = vb.initramfs(build / "vm-initramfs.cpio")
+    timings.update(vb.timings)
+    layer = Layer("vm", log="vm-serial.log", ktap="vm.ktap")
+    b = boot(vb.kdir / "arch/x86/boot/bzImage", initrd, results / layer.log, timeout)
+    timings["vm-boot+test"] = b.seconds
+    ktap = extract_ktap(b.log)
+    (results / layer.ktap).write_text(ktap)
+    programs = split_kselftest(ktap)
+    expected = sorted(p.stem for p in (repo / "selftests").glob("*.c"))
+    layer.suites = [parse_program(tree, name, tap, verdict, results)
+                    for name, (tap, verdict) in programs.items()]
+    if b.status == "timeout":
+        layer.status = "timeout"
+        layer.message = (f"VM hit the hard timeout of {timeout}s"
+                         + (f" while running {b.running}" if b.running else ""))
+        return layer
+    if b.status == "crashed":
+        layer.status = "error"
+        layer.message = ("VM stopped before the tests finished"
+                         + (f" (in {b.running})" if b.running else "")
+                         + (f": {first_splat(b.log)}" if first_splat(b.log) else ""))
+        return layer
+    return judge(layer, expected, b.log)

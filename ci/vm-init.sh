@@ -1,0 +1,36 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# PID 1 of the cxl-sr-suite test VM: mount, run the cxl kselftests, report
+# KTAP on the serial console between markers, scan kmemleak, power off.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+echo 8 > /proc/sys/kernel/printk
+
+args=$(cat /proc/cmdline)
+filter=
+for a in $args; do
+	case "$a" in
+	cxlsr.test=*) filter="-t cxl:${a#cxlsr.test=}" ;;
+	esac
+done
+
+echo CXL-SR-KSELFTEST-BEGIN
+if [ -x /kselftest/run_kselftest.sh ]; then
+	cd /kselftest && ./run_kselftest.sh -c cxl $filter
+else
+	echo "not ok 1 selftests: cxl: no kselftest install in the initramfs"
+fi
+echo CXL-SR-KSELFTEST-END
+
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	echo scan > /sys/kernel/debug/kmemleak
+	echo scan > /sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak
+fi
+echo CXL-SR-POWEROFF
+poweroff -f

@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Who owns Soft Reserved memory that lies in a CXL window: dax_hmem or
+ * dax_cxl. Each fixture variant loads cxl_test with one layout, waits until
+ * the topology has settled (by polling state), and checks the outcome the
+ * way a user sees it: sysfs, /proc/iomem, the cxl tool.
+ *
+ * Needs cxl_test (tools/testing/cxl) built for the running kernel, and a
+ * boot with memhp_default_state=offline: the mock ranges are not real
+ * memory, so kmem must never online them.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kselftest_harness.h"
+
+#define SETTLE_MS	30000
+#define DRIVER_BOUND_MS	10000
+
+#define CXL_DEVS	"/sys/bus/cxl/devices"
+#define DAX_DEVS	"/sys/bus/dax/devices"
+#define HMEM_TEST_DEV	"/sys/bus/platform/devices/hmem_platform.1"
+
+/* Every module cxl_test and the coldplug can bring in, in unload order. */
+static const char *const stack_modules =
+	"dax_cxl kmem device_dax dax_hmem cxl_test cxl_mock_mem cxl_pmem "
+	"cxl_mem cxl_port cxl_acpi cxl_mock cxl_core";
+
+static int sh(const char *fmt, ...)
+{
+	char *cmd;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		return -1;
+	rc = system(cmd);
+	free(cmd);
+	if (rc == -1 || !WIFEXITED(rc))
+		return -1;
+	return WEXITSTATUS(rc);
+}
+
+static bool exists(const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	return stat(path, &st) == 0;
+}
+
+/* The first line of a sysfs file, without the newline; "" if unreadable. */
+static const char *read_line(char *buf, size_t len, const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	va_list ap;
+	FILE *f;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	buf[0] = '\0';
+	f = fopen(path, "r");
+	if (!f)
+		return buf;
+	if (!fgets(buf, len, f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+static unsigned long long read_u64(const char *fmt, const char *dev)
+{
+	char buf[64];
+
+	read_line(buf, sizeof(buf), fmt, dev);
+	return strtoull(buf, NULL, 0);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Poll cond() every 100 ms until it holds or timeout_ms pass. */
+static bool wait_for(bool (*cond)(void), int timeout_ms)
+{
+	long long end = now_ms() + timeout_ms;
+
+	do {
+		if (cond())
+			return true;
+		usleep(100 * 1000);
+	} while (now_ms() < end);
+	return cond();
+}
+
+static int count_modules(void)
+{
+	char line[256];
+	int n = 0;
+	FILE *f = fopen("/proc/modules", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * No udev here: load the driver of every device that has a modalias, until
+ * loading one more module brings no new device with it.
+ */
+static void coldplug(void)
+{
+	int i, before;
+
+	for (i = 0; i < 10; i++) {
+		before = count_modules();
+		sh("for f in /sys/bus/*/devices/*/modalias; do "
+		   "modprobe -q \"$(cat $f)\" 2>/dev/null; done");
+		if (count_modules() == before)
+			break;
+	}
+}
+
+static bool module_loaded(const char *name)
+{
+	return exists("/sys/module/%s/initstate", name);
+}
+
+static void unload_stack(void)
+{
+	int i;
+
+	/* dax_cxl may still be registering its driver: let that finish. */
+	for (i = 0; i < 3 && sh("modprobe -r -q %s", stack_modules); i++)
+		usleep(200 * 1000);
+}
+
+enum owner { OWNER_NONE, OWNER_CXL, OWNER_HMEM };
+
+struct dax_dev {
+	char name[32];
+	enum owner owner;
+	unsigned long long start, size;
+};
+
+#define MAX_DAX	16
+
+/* Every dax device, with the driver stack it hangs under. */
+static int list_dax(struct dax_dev *out)
+{
+	char path[PATH_MAX], real[PATH_MAX];
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir(DAX_DEVS);
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < MAX_DAX) {
+		struct dax_dev *dd = &out[n];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), DAX_DEVS "/%s", de->d_name);
+		if (!realpath(path, real))
+			continue;
+		snprintf(dd->name, sizeof(dd->name), "%s", de->d_name);
+		if (strstr(real, "/hmem_platform."))
+			dd->owner = OWNER_HMEM;
+		else if (strstr(real, "/region"))
+			dd->owner = OWNER_CXL;
+		else
+			dd->owner = OWNER_NONE;
+		dd->start = read_u64(DAX_DEVS "/%s/resource", dd->name);
+		dd->size = read_u64(DAX_DEVS "/%s/size", dd->name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static int count_owned(enum owner owner)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, n = list_dax(devs), c = 0;
+
+	for (i = 0; i < n; i++)
+		c += devs[i].owner == owner && devs[i].size;
+	return c;
+}
+
+static int count_glob(const char *pattern)
+{
+	glob_t g;
+	int n;
+
+	if (glob(pattern, 0, NULL, &g))
+		return 0;
+	n = g.gl_pathc;
+	globfree(&g);
+	return n;
+}
+
+static bool region0_committed(void)
+{
+	char buf[16];
+
+	return !strcmp(read_line(buf, sizeof(buf), CXL_DEVS "/region0/commit"), "1");
+}
+
+static bool cxl_owns_one(void)
+{
+	return region0_committed() && count_owned(OWNER_CXL) == 1;
+}
+
+static bool hmem_owns_one(void)
+{
+	return count_owned(OWNER_HMEM) == 1;
+}
+
+static bool dax_cxl_driver_registered(void)
+{
+	return exists("/sys/bus/cxl/drivers/cxl_dax_region");
+}
+
+/*
+ * /proc/iomem as a maintainer reads it: whether `child` sits directly under
+ * `parent` (one level of indentation deeper, within parent's block).
+ */
+static bool iomem_nested(const char *parent, const char *child)
+{
+	char line[512];
+	int pdepth = -1;
+	bool found = false;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		int depth = strspn(line, " ") / 2;
+		char *name = strstr(line, " : ");
+
+		if (!name)
+			continue;
+		name += 3;
+		name[strcspn(name, "\n")] = '\0';
+		if (pdepth >= 0 && depth <= pdepth)
+			pdepth = -1;
+		if (pdepth >= 0 && depth == pdepth + 1 && !strcmp(name, child))
+			found = true;
+		if (pdepth < 0 && !strcmp(name, parent))
+			pdepth = depth;
+	}
+	fclose(f);
+	return found;
+}
+
+static bool cxl_test_available(void)
+{
+	return sh("modprobe -n -q cxl_test") == 0;
+}
+
+FIXTURE(cxl_sr) {
+	long long loaded_ms;
+};
+
+FIXTURE_VARIANT(cxl_sr) {
+	const char *params;
+};
+
+/* a. Soft Reserved == the committed auto-region: CXL owns it. */
+FIXTURE_VARIANT_ADD(cxl_sr, sr_equals_committed_region) {
+	.params = "hmem_test=1",
+};
+
+/* b. The auto-region never commits: HMEM takes the Soft Reserved range over. */
+FIXTURE_VARIANT_ADD(cxl_sr, autoassembly_fails) {
+	.params = "hmem_test=1 fail_autoassemble=1",
+};
+
+/* c. No Soft Reserved at all: nothing waits on a deferral. */
+FIXTURE_VARIANT_ADD(cxl_sr, no_soft_reserved) {
+	.params = "",
+};
+
+FIXTURE_SETUP(cxl_sr)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unload_stack();
+	ASSERT_FALSE(module_loaded("cxl_test")) TH_LOG("cxl_test still loaded from before");
+	ASSERT_EQ(0, sh("modprobe cxl_test %s", variant->params))
+		TH_LOG("modprobe cxl_test %s failed", variant->params);
+	self->loaded_ms = now_ms();
+	coldplug();
+}
+
+FIXTURE_TEARDOWN(cxl_sr)
+{
+	unload_stack();
+	EXPECT_FALSE(module_loaded("cxl_test"));
+	EXPECT_FALSE(module_loaded("dax_hmem"));
+	EXPECT_FALSE(module_loaded("cxl_core"));
+	EXPECT_FALSE(exists("/sys/bus/platform/devices/cxl_acpi.0"));
+	EXPECT_FALSE(exists(HMEM_TEST_DEV));
+}
+
+TEST_F(cxl_sr, owner)
+{
+	struct dax_dev devs[MAX_DAX];
+	char buf[64];
+	int i, n;
+
+	if (!strcmp(variant->params, "hmem_test=1")) {
+		ASSERT_TRUE(wait_for(cxl_owns_one, SETTLE_MS))
+			TH_LOG("region0 commit=%s, CXL dax devices: %d",
+			       read_line(buf, sizeof(buf), CXL_DEVS "/region0/commit"),
+			       count_owned(OWNER_CXL));
+		EXPECT_EQ(0, count_owned(OWNER_HMEM));
+		EXPECT_EQ(0, count_glob(HMEM_TEST_DEV "/hmem.*"));
+		EXPECT_TRUE(iomem_nested("CXL Window 0", "region0"));
+		n = list_dax(devs);
+		for (i = 0; i < n; i++)
+			if (devs[i].owner == OWNER_CXL)
+				EXPECT_TRUE(iomem_nested("region0", devs[i].name))
+					TH_LOG("%s not nested under region0 in /proc/iomem",
+					       devs[i].name);
+	} else if (strstr(variant->params, "fail_autoassemble")) {
+		unsigned long long rstart, rsize;
+
+		ASSERT_TRUE(wait_for(hmem_owns_one, SETTLE_MS))
+			TH_LOG("HMEM dax devices: %d", count_owned(OWNER_HMEM));
+		EXPECT_FALSE(region0_committed());
+		EXPECT_EQ(0, count_owned(OWNER_CXL));
+		EXPECT_EQ(1, count_glob(HMEM_TEST_DEV "/hmem.*"));
+		/* The Soft Reserved range is the auto-region's HPA range. */
+		rstart = read_u64(CXL_DEVS "/%s/resource", "region0");
+		rsize = read_u64(CXL_DEVS "/%s/size", "region0");
+		n = list_dax(devs);
+		for (i = 0; i < n; i++) {
+			if (devs[i].owner != OWNER_HMEM)
+				continue;
+			EXPECT_EQ(rstart, devs[i].start);
+			EXPECT_EQ(rsize, devs[i].size);
+		}
+	} else {
+		long long waited;
+
+		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, DRIVER_BOUND_MS))
+			TH_LOG("cxl_dax_region driver not registered within %d ms",
+			       DRIVER_BOUND_MS);
+		waited = now_ms() - self->loaded_ms;
+		TH_LOG("cxl_dax_region driver registered %lld ms after cxl_test loaded",
+		       waited);
+		EXPECT_FALSE(exists(HMEM_TEST_DEV));
+		EXPECT_EQ(0, count_owned(OWNER_HMEM));
+	}
+}
+
+TEST_HARNESS_MAIN

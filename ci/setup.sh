@@ -6,7 +6,8 @@
 set -euo pipefail
 
 pkgs=(make gcc git xz-utils flex bison bc libelf-dev libssl-dev dwarves
-      python3 ccache rsync qemu-system-x86 cpio busybox-static kmod ndctl lcov)
+      python3 python3-ply python3-git ccache rsync qemu-system-x86 cpio
+      busybox-static kmod ndctl lcov)
 
 missing=()
 for p in "${pkgs[@]}"; do

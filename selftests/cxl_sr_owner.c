@@ -34,9 +34,10 @@
 #define HMEM_TEST_DEV	"/sys/bus/platform/devices/hmem_platform.1"
 
 /* Every module cxl_test and the coldplug can bring in, in unload order. */
-static const char *const stack_modules =
-	"dax_cxl kmem device_dax dax_hmem cxl_test cxl_mock_mem cxl_pmem "
-	"cxl_mem cxl_port cxl_acpi cxl_mock cxl_core";
+static const char *const stack_modules[] = {
+	"dax_cxl", "kmem", "device_dax", "dax_hmem", "cxl_test", "cxl_mock_mem",
+	"cxl_pmem", "cxl_mem", "cxl_port", "cxl_acpi", "cxl_mock", "cxl_core",
+};
 
 static int sh(const char *fmt, ...)
 {
@@ -138,12 +139,19 @@ static int count_modules(void)
  */
 static void coldplug(void)
 {
+	char alias[256];
 	int i, before;
+	size_t j;
+	glob_t g;
 
 	for (i = 0; i < 10; i++) {
 		before = count_modules();
-		sh("for f in /sys/bus/*/devices/*/modalias; do "
-		   "modprobe -q \"$(cat $f)\" 2>/dev/null; done");
+		if (glob("/sys/bus/*/devices/*/modalias", 0, NULL, &g))
+			return;
+		for (j = 0; j < g.gl_pathc; j++)
+			if (*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]))
+				sh("modprobe -q '%s' 2>/dev/null", alias);
+		globfree(&g);
 		if (count_modules() == before)
 			break;
 	}
@@ -154,13 +162,28 @@ static bool module_loaded(const char *name)
 	return exists("/sys/module/%s/initstate", name);
 }
 
+static bool stack_unloaded(void)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(stack_modules); i++)
+		if (exists("/sys/module/%s/initstate", stack_modules[i]))
+			return false;
+	return true;
+}
+
 static void unload_stack(void)
 {
-	int i;
+	size_t i;
+	int round;
 
 	/* dax_cxl may still be registering its driver: let that finish. */
-	for (i = 0; i < 3 && sh("modprobe -r -q %s", stack_modules); i++)
-		usleep(200 * 1000);
+	for (round = 0; round < 3 && !stack_unloaded(); round++) {
+		for (i = 0; i < ARRAY_SIZE(stack_modules); i++)
+			sh("modprobe -r -q %s 2>/dev/null", stack_modules[i]);
+		if (!stack_unloaded())
+			usleep(200 * 1000);
+	}
 }
 
 enum owner { OWNER_NONE, OWNER_CXL, OWNER_HMEM };

@@ -59,9 +59,12 @@ def checkpatch(repo: Path, tree: Path) -> Tuple[int, int, list[str]]:
     jobs = [(p.name, CHECKPATCH + [str(p)]) for p in ov.series()]
     jobs += [(dst, CHECKPATCH + ["-f", dst]) for f, dst in ov.new_files()
              if f.suffix in CHECKED_SUFFIXES and not f.name.startswith(".")]
+    # checkpatch runs scripts/spdxcheck.py through `env python3`; its modules
+    # (ply, git) come from Debian's python3-ply/python3-git, for /usr/bin/python3.
+    env = dict(os.environ, PATH=f"/usr/bin{os.pathsep}{os.environ.get('PATH', '')}")
     for name, cmd in jobs:
         proc = subprocess.run(cmd, cwd=tree, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT, env=env)
         if proc.returncode == 0 and not proc.stdout.strip():
             passed += 1
         else:

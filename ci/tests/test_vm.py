@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-2.0
+import unittest
+
+from cxlsr.vm import BEGIN, END, config_mismatches, extract_ktap, split_kselftest
+
+# What run_kselftest.sh prints for a harness program, as it reaches the console.
+CONSOLE = f"""[    1.0] booting
+{BEGIN}
+TAP version 13
+1..1
+# timeout set to 300
+# selftests: cxl: cxl_sr_owner
+# TAP version 13
+# 1..2
+# # Starting 2 tests from 2 test cases.
+# #  RUN           cxl_sr.a.owner ...
+# #            OK  cxl_sr.a.owner
+# ok 1 cxl_sr.a.owner
+# #  RUN           cxl_sr.b.owner ...
+# # cxl_sr_owner.c:300:owner:Expected 1 (1) == count (0)
+# #          FAIL  cxl_sr.b.owner
+# not ok 2 cxl_sr.b.owner
+# # FAILED: 1 / 2 tests passed.
+not ok 1 selftests: cxl: cxl_sr_owner # exit=1
+{END}
+[   20.0] reboot: Power down
+"""
+
+
+class VmTest(unittest.TestCase):
+    def test_extract_and_split(self) -> None:
+        ktap = extract_ktap(CONSOLE)
+        self.assertTrue(ktap.startswith("TAP version 13"))
+        self.assertNotIn("Power down", ktap)
+        progs = split_kselftest(ktap)
+        tap, verdict = progs["cxl_sr_owner"]
+        self.assertIn("not ok 2 cxl_sr.b.owner", tap.splitlines())
+        self.assertIn("ok 1 cxl_sr.a.owner", tap.splitlines())
+        self.assertTrue(verdict.startswith("not ok 1 selftests: cxl: cxl_sr_owner"))
+
+    def test_program_that_never_finished(self) -> None:
+        cut = CONSOLE.split("# #  RUN           cxl_sr.b.owner")[0]
+        progs = split_kselftest(extract_ktap(cut + f"\n{END}\n"))
+        self.assertEqual(progs["cxl_sr_owner"][1], "")
+
+    def test_no_markers(self) -> None:
+        self.assertEqual(extract_ktap("Kernel panic - not syncing\n"), "")
+
+    def test_config_mismatches(self) -> None:
+        config = "CONFIG_CXL_BUS=m\nCONFIG_NUMA=y\n# CONFIG_KASAN is not set\n"
+        want = {"CONFIG_CXL_BUS": "m", "CONFIG_NUMA": "y", "CONFIG_KASAN": "y",
+                "CONFIG_DEBUG_KMEMLEAK_AUTO_SCAN": "n"}
+        self.assertEqual(config_mismatches(config, want), ["CONFIG_KASAN=y (got n)"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -355,7 +355,7 @@ FIXTURE_TEARDOWN(cxl_sr)
 	EXPECT_FALSE(exists(HMEM_TEST_DEV));
 }
 
-TEST_F(cxl_sr, owner)
+TEST_F_TIMEOUT(cxl_sr, owner, 180)
 {
 	struct dax_dev devs[MAX_DAX];
 	char buf[64];
@@ -405,6 +405,159 @@ TEST_F(cxl_sr, owner)
 		EXPECT_FALSE(exists(HMEM_TEST_DEV));
 		EXPECT_EQ(0, count_owned(OWNER_HMEM));
 	}
+}
+
+static int write_str(const char *val, const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	va_list ap;
+	int fd, rc = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* The root decoder (CXL window) a region sits under, e.g. "decoder0.0". */
+static bool region_root_decoder(const char *region, char *out, size_t len)
+{
+	char path[PATH_MAX], real[PATH_MAX];
+	char *slash;
+
+	snprintf(path, sizeof(path), CXL_DEVS "/%s", region);
+	if (!realpath(path, real))
+		return false;
+	slash = strrchr(real, '/');
+	if (!slash)
+		return false;
+	*slash = '\0';
+	slash = strrchr(real, '/');
+	snprintf(out, len, "%s", slash ? slash + 1 : real);
+	return true;
+}
+
+/*
+ * HMEM owns the Soft Reserved range (the auto-region failed to assemble).
+ * The stale, never-committed region0 is deleted first, so that what stands
+ * in the way of a new region is HMEM's claim alone.
+ */
+FIXTURE(hmem_owned) {
+	char decoder[32];
+	struct dax_dev hmem;
+};
+
+FIXTURE_SETUP(hmem_owned)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, n;
+
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unload_stack();
+	ASSERT_EQ(0, sh("modprobe cxl_test hmem_test=1 fail_autoassemble=1"));
+	coldplug();
+	ASSERT_TRUE(wait_for(hmem_owns_one, SETTLE_MS));
+	n = list_dax(devs);
+	for (i = 0; i < n; i++)
+		if (devs[i].owner == OWNER_HMEM)
+			self->hmem = devs[i];
+	ASSERT_TRUE(region_root_decoder("region0", self->decoder, sizeof(self->decoder)));
+	ASSERT_EQ(0, write_str("region0", CXL_DEVS "/%s/delete_region", self->decoder));
+	ASSERT_FALSE(exists(CXL_DEVS "/region0"));
+}
+
+FIXTURE_TEARDOWN(hmem_owned)
+{
+	unload_stack();
+	EXPECT_FALSE(module_loaded("cxl_test"));
+}
+
+/* Create a RAM region in the window and ask for `size` bytes of HPA. */
+static int try_region_size(const char *decoder, unsigned long long size, char *region,
+			   size_t len)
+{
+	char buf[64];
+	int rc;
+
+	read_line(region, len, CXL_DEVS "/%s/create_ram_region", decoder);
+	if (!*region)
+		return -ENOENT;
+	rc = write_str(region, CXL_DEVS "/%s/create_ram_region", decoder);
+	if (rc)
+		return rc;
+	rc = write_str("1", CXL_DEVS "/%s/interleave_ways", region);
+	if (rc)
+		return rc;
+	read_line(buf, sizeof(buf), CXL_DEVS "/%s/interleave_granularity", decoder);
+	rc = write_str(buf, CXL_DEVS "/%s/interleave_granularity", region);
+	if (rc)
+		return rc;
+	snprintf(buf, sizeof(buf), "%llu", size);
+	return write_str(buf, CXL_DEVS "/%s/size", region);
+}
+
+/*
+ * d. The seed: once HMEM owns the HPA range, a region over it cannot get its
+ * HPA (-ERANGE, "Numerical result out of range"), while the free part of the
+ * same window still can; and nothing of HMEM's changes.
+ */
+TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 180)
+{
+	unsigned long long window = read_u64(CXL_DEVS "/%s/size", self->decoder);
+	struct dax_dev devs[MAX_DAX];
+	char region[32];
+	int i, n;
+
+	ASSERT_GT(window, self->hmem.size);
+	EXPECT_EQ(-ERANGE, try_region_size(self->decoder, window, region, sizeof(region)));
+	EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", self->decoder));
+	EXPECT_FALSE(exists(CXL_DEVS "/%s", region)) TH_LOG("half-made %s left behind", region);
+
+	EXPECT_EQ(0, try_region_size(self->decoder, window - self->hmem.size, region,
+				     sizeof(region)));
+	EXPECT_NE(self->hmem.start,
+		  read_u64(CXL_DEVS "/%s/resource", region));
+	EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", self->decoder));
+
+	/* HMEM's dax device is exactly as it was. */
+	n = list_dax(devs);
+	EXPECT_EQ(1, count_owned(OWNER_HMEM));
+	for (i = 0; i < n; i++) {
+		if (devs[i].owner != OWNER_HMEM)
+			continue;
+		EXPECT_STREQ(self->hmem.name, devs[i].name);
+		EXPECT_EQ(self->hmem.start, devs[i].start);
+		EXPECT_EQ(self->hmem.size, devs[i].size);
+	}
+}
+
+/* d, with the real cxl tool: it reports the same HPA allocation failure. */
+TEST_F_TIMEOUT(hmem_owned, create_region_cxl_tool, 180)
+{
+	unsigned long long window = read_u64(CXL_DEVS "/%s/size", self->decoder);
+	char out[512] = "";
+	FILE *p;
+
+	if (sh("command -v cxl >/dev/null"))
+		SKIP(return, "the cxl tool (ndctl) is not installed");
+	snprintf(out, sizeof(out), "cxl create-region -t ram -w 1 -d %s -s %llu 2>&1",
+		 self->decoder, window);
+	p = popen(out, "r");
+	ASSERT_NE(NULL, p);
+	out[0] = '\0';
+	while (fgets(out + strlen(out), sizeof(out) - strlen(out), p))
+		;
+	EXPECT_NE(0, pclose(p));
+	EXPECT_NE(NULL, strstr(out, "Numerical result out of range")) TH_LOG("cxl said: %s", out);
+	EXPECT_EQ(1, count_owned(OWNER_HMEM));
+	EXPECT_EQ(0, count_glob(CXL_DEVS "/region*"));
 }
 
 TEST_HARNESS_MAIN

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,7 @@ class Settings:
                    any_version=env.get("CXL_SR_ANY_KERNEL") == "1",
                    run_timeout=int(env.get("KUNIT_TIMEOUT") or 120),
                    layers=(env.get("LAYERS") or "kunit").replace(",", " ").split(),
-                   vm_timeout=int(env.get("VM_TIMEOUT") or 900),
+                   vm_timeout=int(env.get("VM_TIMEOUT") or 1200),
                    vm_debug=env.get("VM_DEBUG", "1") != "0")
 
     @property
@@ -135,9 +136,15 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
     results = s.results / "mutants" / patch.stem
     log(f"mutant {patch.name}: applying to {tree.path}")
     run(source.GIT + ["apply", str(patch)], cwd=tree.path, what=f"applying mutant {patch.name}")
+    header = patch.read_text().split("diff --git", 1)[0]
     try:
-        kr = kunit_run(s, results)
-        layer = run_kunit(kr)
+        if re.search(r"^Layer:\s*vm\s*$", header, re.MULTILINE):
+            from .vm import run_vm
+            results.mkdir(parents=True, exist_ok=True)
+            layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, {},
+                           debug=s.vm_debug)
+        else:
+            layer = run_kunit(kunit_run(s, results))
     finally:
         overlay.restore(tree.path)  # the next build recompiles what the mutant touched
     suites = {x.name: x for x in layer.suites}
@@ -169,10 +176,12 @@ def cmd_bench(s: Settings, args: argparse.Namespace) -> int:
         rows[kind] = timings
         if proc.returncode not in (0, 1):
             raise RunnerError(f"bench: the {kind} run failed (exit {proc.returncode})")
-    stages = ["fetch", "import", "overlay", "configure", "build", "boot", "test", "total"]
-    print(f"{'stage':<10}{'cold (s)':>10}{'warm (s)':>10}")
+    stages = ["fetch", "import", "overlay", "configure", "build", "boot", "test",
+              "vm-configure", "vm-build", "initramfs", "vm-boot+test", "total"]
+    stages = [st for st in stages if st in rows["cold"] or st in rows["warm"]]
+    print(f"{'stage':<14}{'cold (s)':>10}{'warm (s)':>10}")
     for st in stages:
-        print(f"{st:<10}{rows['cold'].get(st, 0):>10}{rows['warm'].get(st, 0):>10}")
+        print(f"{st:<14}{rows['cold'].get(st, '-'):>10}{rows['warm'].get(st, '-'):>10}")
     atomic_write(s.results / "bench.json", json.dumps(rows, indent=2) + "\n")
     return 0
 

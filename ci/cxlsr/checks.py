@@ -91,9 +91,12 @@ def hang(repo: Path, tree: Path, build: Path, results: Path) -> bool:
     return layer.status == "timeout"
 
 
-def mutants(repo: Path) -> Tuple[int, int, list[str]]:
+def mutants(repo: Path, layers: list[str]) -> Tuple[int, int, list[str]]:
     passed, bad = 0, []
     for patch in sorted((repo / "ci" / "mutants").glob("*.patch")):
+        layer = re.search(r"^Layer:\s*(\S+)", patch.read_text(), re.MULTILINE)
+        if (layer.group(1) if layer else "kunit") not in layers:
+            continue
         m = re.search(r"^Expect-Fail:\s*(\S+)", patch.read_text(), re.MULTILINE)
         if not m:
             raise RunnerError(f"{patch.name}: no 'Expect-Fail: <suite>' line")
@@ -138,7 +141,7 @@ def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
     _record(results, "hang", int(hung), int(not hung))
     ok &= hung
 
-    p, f, bad = mutants(repo)
+    p, f, bad = mutants(repo, s.layers)
     _record(results, "mutants", p, f, bad)
     ok &= f == 0
 

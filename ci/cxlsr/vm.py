@@ -125,9 +125,18 @@ class VmBuild:
         if not Path(busybox).is_file():
             raise RunnerError("busybox not found (apt-get install busybox-static)")
         shutil.copy2(busybox, root / "bin" / "busybox")
-        for applet in ("sh", "mount", "modprobe", "insmod", "rmmod", "lsmod", "cat", "echo",
-                       "ls", "grep", "sleep", "poweroff", "dmesg", "find", "sed", "awk", "timeout"):
+        for applet in ("sh", "mount", "cat", "echo", "ls", "grep", "sleep", "poweroff", "dmesg",
+                       "find", "sed", "awk", "timeout", "readlink", "basename", "dirname", "wc",
+                       "head", "tail", "tr", "cut", "sort", "uname", "mkdir", "rm", "true", "false",
+                       "test", "[", "date", "tee", "stat", "xargs", "env", "id", "ps", "kill"):
             (root / "bin" / applet).symlink_to("busybox")
+        # kmod, not busybox: softdeps (cxl_acpi's "pre: cxl_port"), updates/ priority, -n
+        kmod = shutil.which("kmod")
+        if not kmod:
+            raise RunnerError("kmod not found (apt-get install kmod)")
+        self._copy_tool(root, kmod)
+        for tool in ("modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod"):
+            (root / "sbin" / tool).symlink_to("/usr/bin/kmod")
         mods = ["INSTALL_MOD_PATH=" + str(root), "INSTALL_MOD_STRIP=1", "DEPMOD=/bin/true"]
         self._make("modules_install", *mods, what="modules_install")
         self._make("M=tools/testing/cxl", f"MO={self.cxl_out}", "modules_install", *mods,

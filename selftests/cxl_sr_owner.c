@@ -36,7 +36,7 @@
 /* Every module cxl_test and the coldplug can bring in, in unload order. */
 static const char *const stack_modules[] = {
 	"dax_cxl", "kmem", "device_dax", "dax_hmem", "cxl_test", "cxl_mock_mem",
-	"cxl_pmem", "cxl_mem", "cxl_port", "cxl_acpi", "cxl_mock", "cxl_core",
+	"cxl_pmem", "cxl_mem", "cxl_port", "cxl_acpi", "cxl_pci", "cxl_mock", "cxl_core",
 };
 
 static int sh(const char *fmt, ...)
@@ -134,24 +134,43 @@ static int count_modules(void)
 }
 
 /*
- * No udev here: load the driver of every device that has a modalias, until
- * loading one more module brings no new device with it.
+ * No udev here: load the drivers of every device that has a modalias (one
+ * modprobe call for all of them), until that brings no new module in.
  */
 static void coldplug(void)
 {
-	char alias[256];
+	char alias[256], *cmd;
+	size_t j, len, used;
 	int i, before;
-	size_t j;
 	glob_t g;
 
 	for (i = 0; i < 10; i++) {
 		before = count_modules();
 		if (glob("/sys/bus/*/devices/*/modalias", 0, NULL, &g))
 			return;
+		len = strlen("modprobe -q -a") + 1;
 		for (j = 0; j < g.gl_pathc; j++)
-			if (*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]))
-				sh("modprobe -q '%s' 2>/dev/null", alias);
+			len += sizeof(alias) + 4;
+		cmd = calloc(1, len);
+		if (!cmd) {
+			globfree(&g);
+			return;
+		}
+		used = snprintf(cmd, len, "modprobe -q -a");
+		for (j = 0; j < g.gl_pathc; j++) {
+			char quoted[sizeof(alias) + 4];
+
+			if (!*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]))
+				continue;
+			/* modaliases hold no quote; each is passed once */
+			snprintf(quoted, sizeof(quoted), " '%s'", alias);
+			if (strchr(alias, '\'') || strstr(cmd, quoted))
+				continue;
+			used += snprintf(cmd + used, len - used, "%s", quoted);
+		}
 		globfree(&g);
+		sh("%s 2>/dev/null", cmd);
+		free(cmd);
 		if (count_modules() == before)
 			break;
 	}
@@ -311,7 +330,6 @@ static bool cxl_test_available(void)
 }
 
 FIXTURE(cxl_sr) {
-	long long loaded_ms;
 };
 
 FIXTURE_VARIANT(cxl_sr) {
@@ -341,7 +359,6 @@ FIXTURE_SETUP(cxl_sr)
 	ASSERT_FALSE(module_loaded("cxl_test")) TH_LOG("cxl_test still loaded from before");
 	ASSERT_EQ(0, sh("modprobe cxl_test %s", variant->params))
 		TH_LOG("modprobe cxl_test %s failed", variant->params);
-	self->loaded_ms = now_ms();
 	coldplug();
 }
 
@@ -394,15 +411,23 @@ TEST_F_TIMEOUT(cxl_sr, owner, 180)
 			EXPECT_EQ(rsize, devs[i].size);
 		}
 	} else {
-		long long waited;
+		long long t0;
 
-		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, DRIVER_BOUND_MS))
-			TH_LOG("cxl_dax_region driver not registered within %d ms",
-			       DRIVER_BOUND_MS);
-		waited = now_ms() - self->loaded_ms;
-		TH_LOG("cxl_dax_region driver registered %lld ms after cxl_test loaded",
-		       waited);
+		/*
+		 * dax_cxl registers its driver from a work item that first waits
+		 * for HMEM's deferred decisions; with no Soft Reserved there is
+		 * none, so registration must follow the module load promptly.
+		 */
 		EXPECT_FALSE(exists(HMEM_TEST_DEV));
+		ASSERT_EQ(0, sh("modprobe -r dax_cxl"));
+		ASSERT_FALSE(dax_cxl_driver_registered());
+		t0 = now_ms();
+		ASSERT_EQ(0, sh("modprobe dax_cxl"));
+		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, DRIVER_BOUND_MS))
+			TH_LOG("cxl_dax_region driver not registered within %d ms of modprobe",
+			       DRIVER_BOUND_MS);
+		TH_LOG("cxl_dax_region driver registered %lld ms after modprobe dax_cxl",
+		       now_ms() - t0);
 		EXPECT_EQ(0, count_owned(OWNER_HMEM));
 	}
 }
@@ -555,6 +580,8 @@ TEST_F_TIMEOUT(hmem_owned, create_region_cxl_tool, 180)
 	while (fgets(out + strlen(out), sizeof(out) - strlen(out), p))
 		;
 	EXPECT_NE(0, pclose(p));
+	if (strstr(out, "not supported yet"))
+		SKIP(return, "this cxl tool cannot create ram regions: %s", out);
 	EXPECT_NE(NULL, strstr(out, "Numerical result out of range")) TH_LOG("cxl said: %s", out);
 	EXPECT_EQ(1, count_owned(OWNER_HMEM));
 	EXPECT_EQ(0, count_glob(CXL_DEVS "/region*"));

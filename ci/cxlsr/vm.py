@@ -125,11 +125,18 @@ class VmBuild:
         if not Path(busybox).is_file():
             raise RunnerError("busybox not found (apt-get install busybox-static)")
         shutil.copy2(busybox, root / "bin" / "busybox")
-        for applet in ("sh", "mount", "cat", "echo", "ls", "grep", "sleep", "poweroff", "dmesg",
-                       "find", "sed", "awk", "timeout", "readlink", "basename", "dirname", "wc",
-                       "head", "tail", "tr", "cut", "sort", "uname", "mkdir", "rm", "true", "false",
-                       "test", "[", "date", "tee", "stat", "xargs", "env", "id", "ps", "kill"):
-            (root / "bin" / applet).symlink_to("busybox")
+        # dash as /bin/sh: busybox's sh would run its own applets (modprobe!)
+        # ahead of the real tools on PATH.
+        self._copy_tool(root, shutil.which("dash") or "/bin/dash")
+        (root / "bin" / "sh").symlink_to("/usr/bin/dash")
+        # coreutils timeout: run_kselftest.sh uses `timeout --foreground`.
+        self._copy_tool(root, "/usr/bin/timeout")
+        # Every other applet busybox has; the tools copied above take precedence.
+        replaced = {"sh", "modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod", "timeout"}
+        applets = subprocess.run([busybox, "--list"], text=True, stdout=subprocess.PIPE).stdout
+        for applet in applets.split():
+            if applet not in replaced and not (root / "bin" / applet).exists():
+                (root / "bin" / applet).symlink_to("busybox")
         # kmod, not busybox: softdeps (cxl_acpi's "pre: cxl_port"), updates/ priority, -n
         kmod = shutil.which("kmod")
         if not kmod:

@@ -106,7 +106,54 @@ static long long now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* Poll cond() every 100 ms until it holds or timeout_ms pass. */
+/*
+ * No udev here: load the driver of every device that has a modalias. Each
+ * alias is tried once per test (modprobe -a would stop at the first alias
+ * without a module), so a round that finds nothing new costs no exec.
+ */
+#define MAX_ALIASES	256
+
+static char *tried[MAX_ALIASES];
+static int ntried;
+
+static bool coldplug_round(void)
+{
+	char alias[256];
+	bool loaded = false;
+	size_t j;
+	glob_t g;
+	int k;
+
+	if (glob("/sys/bus/*/devices/*/modalias", 0, NULL, &g))
+		return false;
+	for (j = 0; j < g.gl_pathc && ntried < MAX_ALIASES; j++) {
+		if (!*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]) ||
+		    strchr(alias, '\''))
+			continue;
+		for (k = 0; k < ntried; k++)
+			if (!strcmp(tried[k], alias))
+				break;
+		if (k < ntried)
+			continue;
+		tried[ntried++] = strdup(alias);
+		loaded |= sh("modprobe -q '%s' 2>/dev/null", alias) == 0;
+	}
+	globfree(&g);
+	return loaded;
+}
+
+static void coldplug(void)
+{
+	int i;
+
+	for (i = 0; i < 10 && coldplug_round(); i++)
+		;
+}
+
+/*
+ * Poll cond() until it holds or timeout_ms pass, loading drivers for devices
+ * that appear meanwhile (dax_region0 only exists once region0 commits).
+ */
 static bool wait_for(bool (*cond)(void), int timeout_ms)
 {
 	long long end = now_ms() + timeout_ms;
@@ -114,66 +161,10 @@ static bool wait_for(bool (*cond)(void), int timeout_ms)
 	do {
 		if (cond())
 			return true;
+		coldplug_round();
 		usleep(100 * 1000);
 	} while (now_ms() < end);
 	return cond();
-}
-
-static int count_modules(void)
-{
-	char line[256];
-	int n = 0;
-	FILE *f = fopen("/proc/modules", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n++;
-	fclose(f);
-	return n;
-}
-
-/*
- * No udev here: load the drivers of every device that has a modalias (one
- * modprobe call for all of them), until that brings no new module in.
- */
-static void coldplug(void)
-{
-	char alias[256], *cmd;
-	size_t j, len, used;
-	int i, before;
-	glob_t g;
-
-	for (i = 0; i < 10; i++) {
-		before = count_modules();
-		if (glob("/sys/bus/*/devices/*/modalias", 0, NULL, &g))
-			return;
-		len = strlen("modprobe -q -a") + 1;
-		for (j = 0; j < g.gl_pathc; j++)
-			len += sizeof(alias) + 4;
-		cmd = calloc(1, len);
-		if (!cmd) {
-			globfree(&g);
-			return;
-		}
-		used = snprintf(cmd, len, "modprobe -q -a");
-		for (j = 0; j < g.gl_pathc; j++) {
-			char quoted[sizeof(alias) + 4];
-
-			if (!*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]))
-				continue;
-			/* modaliases hold no quote; each is passed once */
-			snprintf(quoted, sizeof(quoted), " '%s'", alias);
-			if (strchr(alias, '\'') || strstr(cmd, quoted))
-				continue;
-			used += snprintf(cmd + used, len - used, "%s", quoted);
-		}
-		globfree(&g);
-		sh("%s 2>/dev/null", cmd);
-		free(cmd);
-		if (count_modules() == before)
-			break;
-	}
 }
 
 static bool module_loaded(const char *name)
@@ -256,6 +247,21 @@ static int count_owned(enum owner owner)
 	for (i = 0; i < n; i++)
 		c += devs[i].owner == owner && devs[i].size;
 	return c;
+}
+
+/* f. No byte is covered by two dax devices, whoever owns them. */
+static bool dax_ranges_disjoint(void)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, j, n = list_dax(devs);
+
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			if (devs[i].size && devs[j].size &&
+			    devs[i].start < devs[j].start + devs[j].size &&
+			    devs[j].start < devs[i].start + devs[i].size)
+				return false;
+	return true;
 }
 
 static int count_glob(const char *pattern)
@@ -386,6 +392,7 @@ TEST_F_TIMEOUT(cxl_sr, owner, 180)
 		EXPECT_EQ(0, count_owned(OWNER_HMEM));
 		EXPECT_EQ(0, count_glob(HMEM_TEST_DEV "/hmem.*"));
 		EXPECT_TRUE(iomem_nested("CXL Window 0", "region0"));
+		EXPECT_TRUE(dax_ranges_disjoint());
 		n = list_dax(devs);
 		for (i = 0; i < n; i++)
 			if (devs[i].owner == OWNER_CXL)
@@ -400,6 +407,7 @@ TEST_F_TIMEOUT(cxl_sr, owner, 180)
 		EXPECT_FALSE(region0_committed());
 		EXPECT_EQ(0, count_owned(OWNER_CXL));
 		EXPECT_EQ(1, count_glob(HMEM_TEST_DEV "/hmem.*"));
+		EXPECT_TRUE(dax_ranges_disjoint());
 		/* The Soft Reserved range is the auto-region's HPA range. */
 		rstart = read_u64(CXL_DEVS "/%s/resource", "region0");
 		rsize = read_u64(CXL_DEVS "/%s/size", "region0");

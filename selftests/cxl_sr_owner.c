@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -21,12 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
 
-#define SETTLE_MS	30000
+#define SETTLE_MS	90000
 #define DRIVER_BOUND_MS	10000
 
 #define CXL_DEVS	"/sys/bus/cxl/devices"
@@ -107,14 +109,50 @@ static long long now_ms(void)
 }
 
 /*
- * No udev here: load the driver of every device that has a modalias. Each
- * alias is tried once per test (modprobe -a would stop at the first alias
- * without a module), so a round that finds nothing new costs no exec.
+ * No udev here: load the driver of every device that has a modalias.
+ * Aliases are resolved against modules.alias here, so that modprobe (slow
+ * under emulation) runs only for a module that exists and is not loaded.
  */
-#define MAX_ALIASES	256
+struct alias_rule {
+	char pattern[256];
+	char module[64];
+};
 
-static char *tried[MAX_ALIASES];
-static int ntried;
+static struct alias_rule *rules;
+static int nrules;
+
+static void load_alias_rules(void)
+{
+	char path[PATH_MAX], line[512];
+	struct utsname u;
+	FILE *f;
+	int cap = 0;
+
+	if (rules || uname(&u))
+		return;
+	snprintf(path, sizeof(path), "/lib/modules/%s/modules.alias", u.release);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		struct alias_rule r;
+
+		if (sscanf(line, "alias %255s %63s", r.pattern, r.module) != 2)
+			continue;
+		if (nrules == cap) {
+			struct alias_rule *n = realloc(rules, (cap + 256) * sizeof(*rules));
+
+			if (!n)
+				break;
+			rules = n;
+			cap += 256;
+		}
+		rules[nrules++] = r;
+	}
+	fclose(f);
+}
+
+static bool module_loaded(const char *name);
 
 static bool coldplug_round(void)
 {
@@ -124,19 +162,25 @@ static bool coldplug_round(void)
 	glob_t g;
 	int k;
 
+	load_alias_rules();
 	if (glob("/sys/bus/*/devices/*/modalias", 0, NULL, &g))
 		return false;
-	for (j = 0; j < g.gl_pathc && ntried < MAX_ALIASES; j++) {
-		if (!*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]) ||
-		    strchr(alias, '\''))
+	for (j = 0; j < g.gl_pathc; j++) {
+		if (!*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]))
 			continue;
-		for (k = 0; k < ntried; k++)
-			if (!strcmp(tried[k], alias))
-				break;
-		if (k < ntried)
-			continue;
-		tried[ntried++] = strdup(alias);
-		loaded |= sh("modprobe -q '%s' 2>/dev/null", alias) == 0;
+		for (k = 0; k < nrules; k++) {
+			char name[64];
+			size_t c;
+
+			if (fnmatch(rules[k].pattern, alias, 0))
+				continue;
+			snprintf(name, sizeof(name), "%s", rules[k].module);
+			for (c = 0; name[c]; c++)
+				if (name[c] == '-')
+					name[c] = '_';
+			if (!module_loaded(name) && !sh("modprobe -q %s", name))
+				loaded = true;
+		}
 	}
 	globfree(&g);
 	return loaded;
@@ -378,7 +422,7 @@ FIXTURE_TEARDOWN(cxl_sr)
 	EXPECT_FALSE(exists(HMEM_TEST_DEV));
 }
 
-TEST_F_TIMEOUT(cxl_sr, owner, 180)
+TEST_F_TIMEOUT(cxl_sr, owner, 300)
 {
 	struct dax_dev devs[MAX_DAX];
 	char buf[64];
@@ -541,7 +585,7 @@ static int try_region_size(const char *decoder, unsigned long long size, char *r
  * HPA (-ERANGE, "Numerical result out of range"), while the free part of the
  * same window still can; and nothing of HMEM's changes.
  */
-TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 180)
+TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 300)
 {
 	unsigned long long window = read_u64(CXL_DEVS "/%s/size", self->decoder);
 	struct dax_dev devs[MAX_DAX];
@@ -572,7 +616,7 @@ TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 180)
 }
 
 /* d, with the real cxl tool: it reports the same HPA allocation failure. */
-TEST_F_TIMEOUT(hmem_owned, create_region_cxl_tool, 180)
+TEST_F_TIMEOUT(hmem_owned, create_region_cxl_tool, 300)
 {
 	unsigned long long window = read_u64(CXL_DEVS "/%s/size", self->decoder);
 	char out[512] = "";

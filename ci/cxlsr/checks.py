@@ -10,7 +10,6 @@ Steps, each recorded in build/results/checks.json as passed/failed counts:
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import re

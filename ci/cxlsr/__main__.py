@@ -88,8 +88,8 @@ def prepare(s: Settings, timings: Dict[str, float]) -> source.Tree:
     t0 = time.monotonic()
     digest = overlay.apply(REPO, tree.path, s.build / "src" / "overlay.stamp")
     timings["overlay"] = round(time.monotonic() - t0, 1)
-    timings_meta = {"kernel": str(tree.version), "source": tree.source_id, "overlay": digest}
-    atomic_write(s.build / "src" / "meta.json", json.dumps(timings_meta) + "\n")
+    source_meta = {"kernel": str(tree.version), "source": tree.source_id, "overlay": digest}
+    atomic_write(s.build / "src" / "meta.json", json.dumps(source_meta) + "\n")
     return tree
 
 

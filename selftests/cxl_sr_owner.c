@@ -379,6 +379,16 @@ static bool cxl_test_available(void)
 	return sh("modprobe -n -q cxl_test") == 0;
 }
 
+/*
+ * The harness prints "RUN <test>" before a test starts; on a pipe that line
+ * would sit in the buffer until the test ends. Flush per line, so that a
+ * console log cut short (a hang, a crash) shows which test was running.
+ */
+static void __attribute__((constructor)) line_buffered(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
 FIXTURE(cxl_sr) {
 };
 
@@ -639,6 +649,273 @@ TEST_F_TIMEOUT(hmem_owned, create_region_cxl_tool, 300)
 	EXPECT_NE(NULL, strstr(out, "Numerical result out of range")) TH_LOG("cxl said: %s", out);
 	EXPECT_EQ(1, count_owned(OWNER_HMEM));
 	EXPECT_EQ(0, count_glob(CXL_DEVS "/region*"));
+}
+
+/* Why the last make_ram_region() failed, for the test log. */
+static char region_err[256];
+
+static int region_fail(int rc, const char *what, const char *name)
+{
+	snprintf(region_err, sizeof(region_err), "%s %s: %s", what, name, strerror(-rc));
+	return rc;
+}
+
+/*
+ * Endpoint decoder X.0 of each memdev firmware left alone: no endpoint
+ * decoder of its port holds DPA. (Endpoint decoders allocate in id order.)
+ */
+static int free_endpoint_decoders(char names[][32], int max)
+{
+	char pattern[PATH_MAX];
+	glob_t g, port;
+	size_t i, j;
+	int n = 0;
+
+	if (glob(CXL_DEVS "/decoder*.0/dpa_size", 0, NULL, &g))
+		return 0;
+	for (i = 0; i < g.gl_pathc && n < max; i++) {
+		char name[32];
+		bool busy = false;
+
+		/* .../decoderP.0/dpa_size -> decoderP.0 */
+		snprintf(name, sizeof(name), "%s", g.gl_pathv[i] + strlen(CXL_DEVS "/"));
+		name[strcspn(name, "/")] = '\0';
+		snprintf(pattern, sizeof(pattern), CXL_DEVS "/%.*s.*/dpa_size",
+			 (int)(strrchr(name, '.') - name), name);
+		if (glob(pattern, 0, NULL, &port))
+			continue;
+		for (j = 0; j < port.gl_pathc; j++)
+			busy |= read_u64("%s", port.gl_pathv[j]) != 0;
+		globfree(&port);
+		if (!busy)
+			snprintf(names[n++], 32, "%s", name);
+	}
+	globfree(&g);
+	return n;
+}
+
+/*
+ * A one-way RAM region of `size` bytes in root decoder `root`, made the way
+ * `cxl create-region` makes it, through sysfs: HPA, then the DPA of the
+ * first free memdev the window reaches, target, commit, bind.
+ */
+static int make_ram_region(const char *root, unsigned long long size, char *region,
+			   size_t len)
+{
+	char cand[32][32], buf[64];
+	int i, n = free_endpoint_decoders(cand, 32), rc;
+
+	region_err[0] = '\0';
+	rc = try_region_size(root, size, region, len);
+	if (rc)
+		return region_fail(rc, "HPA allocation for", region);
+	snprintf(buf, sizeof(buf), "%llu", size);
+	for (i = 0; i < n; i++) {
+		if (!write_str("ram", CXL_DEVS "/%s/mode", cand[i]) &&
+		    !write_str(buf, CXL_DEVS "/%s/dpa_size", cand[i]) &&
+		    !write_str(cand[i], CXL_DEVS "/%s/target0", region))
+			break;
+		write_str("0", CXL_DEVS "/%s/dpa_size", cand[i]);
+	}
+	if (i == n)
+		return region_fail(-ENODEV, "no free memdev reachable from", root);
+	rc = write_str("1", CXL_DEVS "/%s/commit", region);
+	if (rc)
+		return region_fail(rc, "commit", region);
+	rc = write_str(region, "/sys/bus/cxl/drivers/cxl_region/bind");
+	if (rc)
+		return region_fail(rc, "bind", region);
+	return 0;
+}
+
+static bool region_committed(const char *region)
+{
+	char buf[16];
+
+	return !strcmp(read_line(buf, sizeof(buf), CXL_DEVS "/%s/commit", region), "1");
+}
+
+static bool cxl_owns_two(void)
+{
+	return count_owned(OWNER_CXL) == 2;
+}
+
+/*
+ * e. An innocent device: firmware described only region0 as Soft Reserved.
+ * A region the user builds on another memdev, in the same window, is none
+ * of HMEM's business, before and after dax_hmem goes away and comes back.
+ */
+FIXTURE(innocent) {
+	char root[32];
+	char region[32];
+	unsigned long long start, size;
+};
+
+FIXTURE_SETUP(innocent)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unload_stack();
+	ASSERT_EQ(0, sh("modprobe cxl_test hmem_test=1"));
+	coldplug();
+	ASSERT_TRUE(wait_for(cxl_owns_one, SETTLE_MS));
+	ASSERT_TRUE(region_root_decoder("region0", self->root, sizeof(self->root)));
+	ASSERT_EQ(0, make_ram_region(self->root, 256ULL << 20, self->region,
+				     sizeof(self->region)))
+		TH_LOG("%s", region_err);
+	self->start = read_u64(CXL_DEVS "/%s/resource", self->region);
+	self->size = read_u64(CXL_DEVS "/%s/size", self->region);
+	ASSERT_TRUE(wait_for(cxl_owns_two, SETTLE_MS))
+		TH_LOG("%s has no dax device", self->region);
+}
+
+FIXTURE_TEARDOWN(innocent)
+{
+	unload_stack();
+	EXPECT_FALSE(module_loaded("cxl_test"));
+}
+
+TEST_F_TIMEOUT(innocent, survives_dax_hmem_reload, 300)
+{
+	unsigned long long sr = read_u64(CXL_DEVS "/%s/resource", "region0");
+	unsigned long long sr_size = read_u64(CXL_DEVS "/%s/size", "region0");
+
+	/* What makes it innocent: not a byte of it is Soft Reserved. */
+	EXPECT_TRUE(self->start >= sr + sr_size || self->start + self->size <= sr);
+	EXPECT_TRUE(dax_ranges_disjoint());
+
+	/* dax_cxl imports from dax_hmem: it has to go first. */
+	ASSERT_EQ(0, sh("modprobe -r dax_cxl dax_hmem"));
+	ASSERT_FALSE(module_loaded("dax_hmem"));
+	EXPECT_TRUE(region_committed(self->region));
+	EXPECT_EQ(self->start, read_u64(CXL_DEVS "/%s/resource", self->region));
+	EXPECT_TRUE(region0_committed());
+
+	/* dax_cxl registers its driver only after HMEM's decisions are made. */
+	ASSERT_EQ(0, sh("modprobe dax_hmem"));
+	ASSERT_EQ(0, sh("modprobe dax_cxl"));
+	ASSERT_TRUE(wait_for(cxl_owns_two, SETTLE_MS))
+		TH_LOG("after reload: %d CXL dax devices, %s commit %d",
+		       count_owned(OWNER_CXL), self->region, region_committed(self->region));
+	EXPECT_TRUE(region_committed(self->region));
+	EXPECT_EQ(self->start, read_u64(CXL_DEVS "/%s/resource", self->region));
+	EXPECT_EQ(self->size, read_u64(CXL_DEVS "/%s/size", self->region));
+	EXPECT_EQ(0, count_owned(OWNER_HMEM));
+	EXPECT_TRUE(dax_ranges_disjoint());
+}
+
+/* Kernel log lines written since kmsg_mark(). */
+static int kmsg_fd = -1;
+static char *kmsg_text;
+static size_t kmsg_len;
+
+static void kmsg_mark(void)
+{
+	if (kmsg_fd < 0)
+		kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	if (kmsg_fd >= 0)
+		lseek(kmsg_fd, 0, SEEK_END);
+	kmsg_len = 0;
+}
+
+static bool kmsg_has(const char *needle)
+{
+	char rec[8192];
+	ssize_t n;
+
+	while (kmsg_fd >= 0 && (n = read(kmsg_fd, rec, sizeof(rec) - 1)) > 0) {
+		char *msg = strchr(rec, ';'), *grown;
+
+		rec[n] = '\0';
+		msg = msg ? msg + 1 : rec;
+		msg[strcspn(msg, "\n")] = '\0';
+		grown = realloc(kmsg_text, kmsg_len + strlen(msg) + 2);
+		if (!grown)
+			break;
+		kmsg_text = grown;
+		kmsg_len += sprintf(kmsg_text + kmsg_len, "%s\n", msg);
+	}
+	return kmsg_len && strstr(kmsg_text, needle);
+}
+
+static bool dax_region_conflict_logged(void)
+{
+	return kmsg_has("dax_region resource conflict");
+}
+
+static bool hmem_region_present(void)
+{
+	return count_glob(HMEM_TEST_DEV "/hmem.*/dax_region") == 1;
+}
+
+/* The size of HMEM's dax region: the span it holds in the arbiter. */
+static unsigned long long hmem_region_size(void)
+{
+	unsigned long long size = 0;
+	glob_t g;
+
+	if (glob(HMEM_TEST_DEV "/hmem.*/dax_region/size", 0, NULL, &g))
+		return 0;
+	size = read_u64("%s", g.gl_pathv[0]);
+	globfree(&g);
+	return size;
+}
+
+/*
+ * f. The loser's failure is visible. With dax_hmem.region_idle=1 HMEM holds
+ * its range in the "DAX Regions" arbiter but claims nothing in iomem, so a
+ * user region gets the very same HPA (7.3 publishes no "Soft Reserved" for
+ * it) and commits; its dax region then loses to HMEM's, and says so.
+ */
+FIXTURE(hmem_idle) {
+	char root[32];
+	unsigned long long sr, sr_size;
+};
+
+FIXTURE_SETUP(hmem_idle)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unload_stack();
+	ASSERT_EQ(0, sh("modprobe dax_hmem region_idle=1"));
+	ASSERT_EQ(0, sh("modprobe cxl_test hmem_test=1 fail_autoassemble=1"));
+	coldplug();
+	ASSERT_TRUE(wait_for(hmem_region_present, SETTLE_MS));
+	self->sr = read_u64(CXL_DEVS "/%s/resource", "region0");
+	self->sr_size = read_u64(CXL_DEVS "/%s/size", "region0");
+	ASSERT_TRUE(region_root_decoder("region0", self->root, sizeof(self->root)));
+	ASSERT_EQ(0, write_str("region0", CXL_DEVS "/%s/delete_region", self->root));
+}
+
+FIXTURE_TEARDOWN(hmem_idle)
+{
+	unload_stack();
+	EXPECT_FALSE(module_loaded("cxl_test"));
+}
+
+TEST_F_TIMEOUT(hmem_idle, cxl_loses_visibly, 300)
+{
+	char region[32], dax_region[48], msg[128];
+
+	kmsg_mark();
+	ASSERT_EQ(0, make_ram_region(self->root, self->sr_size, region, sizeof(region)))
+		TH_LOG("%s", region_err);
+	EXPECT_EQ(self->sr, read_u64(CXL_DEVS "/%s/resource", region));
+
+	snprintf(dax_region, sizeof(dax_region), "dax_%s", region);
+	ASSERT_TRUE(wait_for(dax_region_conflict_logged, DRIVER_BOUND_MS))
+		TH_LOG("no \"dax_region resource conflict\" in the kernel log");
+	snprintf(msg, sizeof(msg), "%s: probe with driver cxl_dax_region failed with error -12",
+		 dax_region);
+	EXPECT_TRUE(kmsg_has(msg)) TH_LOG("missing: %s", msg);
+	EXPECT_TRUE(exists(CXL_DEVS "/%s", dax_region));
+	EXPECT_FALSE(exists(CXL_DEVS "/%s/driver", dax_region));
+
+	/* One owner: HMEM's region, whole; no CXL dax device anywhere. */
+	EXPECT_EQ(0, count_owned(OWNER_CXL));
+	ASSERT_TRUE(hmem_region_present());
+	EXPECT_EQ(self->sr_size, hmem_region_size());
+	EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", self->root));
 }
 
 TEST_HARNESS_MAIN

@@ -177,7 +177,7 @@ def cmd_bench(s: Settings, args: argparse.Namespace) -> int:
         if proc.returncode not in (0, 1):
             raise RunnerError(f"bench: the {kind} run failed (exit {proc.returncode})")
     stages = ["fetch", "import", "overlay", "configure", "build", "boot", "test",
-              "vm-configure", "vm-build", "initramfs", "vm-boot+test", "total"]
+              "vm-configure", "vm-build", "initramfs", "vm-boot", "vm-boot+test", "total"]
     stages = [st for st in stages if st in rows["cold"] or st in rows["warm"]]
     print(f"{'stage':<14}{'cold (s)':>10}{'warm (s)':>10}")
     for st in stages:

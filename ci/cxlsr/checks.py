@@ -5,7 +5,9 @@ Steps, each recorded in build/results/checks.json as passed/failed counts:
   unit        the runner's unit tests (ci/tests)
   kunit       the main job: every KUnit case (from summary.json)
   checkpatch  scripts/checkpatch.pl --strict on every patch and new file
-  hang        a QEMU that never prints must end in a timeout failure
+  hang        a QEMU that never prints must end in a timeout failure (KUnit),
+              and a VM frozen inside a selftest must end in a timeout failure
+              that names the test (VM layer)
   mutants     each ci/mutants/*.patch must make its named suite fail
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,7 @@ from typing import Any, Callable, Dict, Tuple
 from . import overlay
 from .kunitrun import KunitRun
 from .util import RunnerError, atomic_write, log
+from .vm import boot, boot_message
 
 CHECKPATCH = ["scripts/checkpatch.pl", "--strict", "--quiet", "--no-summary",
               # The base tree has no upstream history to look Fixes: ids up in.
@@ -90,6 +94,45 @@ def hang(repo: Path, tree: Path, build: Path, results: Path) -> bool:
     return layer.status == "timeout"
 
 
+# Runs the real QEMU and freezes it (SIGSTOP) once a selftest case starts:
+# the guest is then as silent as a deadlocked kernel.
+FREEZER = """#!/usr/bin/env python3
+import os, signal, subprocess, sys
+p = subprocess.Popen([os.environ["CXL_SR_REAL_QEMU"]] + sys.argv[1:], stdout=subprocess.PIPE)
+for line in p.stdout:
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+    if b" RUN " in line:
+        os.kill(p.pid, signal.SIGSTOP)
+"""
+VM_HANG_TIMEOUT = 150
+
+
+def vm_hang(build: Path, results: Path) -> bool:
+    """Boot the built VM, freeze it inside its first test: the boot must end
+    at the hard timeout, and the message must name that test."""
+    kernel, initrd = build / "vm/arch/x86/boot/bzImage", build / "vm-initramfs.cpio"
+    real = shutil.which("qemu-system-x86_64")
+    if not (kernel.is_file() and initrd.is_file() and real):
+        log("VM hang check: no VM kernel/initramfs built, or no QEMU")
+        return False
+    (results / "hang").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as fake:
+        qemu = Path(fake) / "qemu-system-x86_64"
+        qemu.write_text(FREEZER)
+        qemu.chmod(0o755)
+        old = dict(os.environ)
+        os.environ.update(PATH=f"{fake}{os.pathsep}{old['PATH']}", CXL_SR_REAL_QEMU=real)
+        try:
+            b = boot(kernel, initrd, results / "hang" / "vm-serial.log", VM_HANG_TIMEOUT)
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+    msg = boot_message(b, VM_HANG_TIMEOUT)
+    log(f"VM hang check: {b.status}: {msg}")
+    return b.status == "timeout" and bool(re.search(r": \S+\.\S+$", b.running))
+
+
 def mutants(repo: Path, layers: list[str]) -> Tuple[int, int, list[str]]:
     passed, bad = 0, []
     for patch in sorted((repo / "ci" / "mutants").glob("*.patch")):
@@ -136,9 +179,11 @@ def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
     _record(results, "checkpatch", p, f, bad)
     ok &= f == 0
 
-    hung = hang(repo, tree, s.build, results)
-    _record(results, "hang", int(hung), int(not hung))
-    ok &= hung
+    hung = [hang(repo, tree, s.build, results)]
+    if "vm" in s.layers:
+        hung.append(vm_hang(s.build, results))
+    _record(results, "hang", hung.count(True), hung.count(False))
+    ok &= all(hung)
 
     p, f, bad = mutants(repo, s.layers)
     _record(results, "mutants", p, f, bad)

@@ -131,8 +131,13 @@ class VmBuild:
         (root / "bin" / "sh").symlink_to("/usr/bin/dash")
         # coreutils timeout: run_kselftest.sh uses `timeout --foreground`.
         self._copy_tool(root, "/usr/bin/timeout")
+        # GNU sed: the runner prefixes each test's output through sed, and
+        # busybox's sed holds it back until the test ends; GNU sed writes
+        # each line to the console as it comes, so a hung test shows its name.
+        self._copy_tool(root, shutil.which("sed") or "/bin/sed")
         # Every other applet busybox has; the tools copied above take precedence.
-        replaced = {"sh", "modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod", "timeout"}
+        replaced = {"sh", "modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod", "timeout",
+                    "sed"}
         applets = subprocess.run([busybox, "--list"], text=True, stdout=subprocess.PIPE).stdout
         for applet in applets.split():
             if applet not in replaced and not (root / "bin" / applet).exists():
@@ -215,14 +220,53 @@ def boot(kernel: Path, initrd: Path, logf: Path, timeout: int, append: str = "")
         rc = stream(qemu_cmd(kernel, initrd, append), timeout, out)
     text = logf.read_text(errors="replace")
     seconds = round(time.monotonic() - t0, 1)
-    running = ""
-    for m in re.finditer(r"^# RUN\s+(\S+)|^# starting (\S+)|^# selftests: cxl: (\S+)", text, re.M):
-        running = next(g for g in m.groups() if g)
+    running = running_test(text)
     if rc is None:
         return Boot("timeout", text, seconds, running)
     if END not in text:
         return Boot("crashed", text, seconds, running)
     return Boot("ok", text, seconds, running)
+
+
+def kernel_seconds_at(text: str, needle: str) -> float | None:
+    """The printk timestamp of the first console line containing needle."""
+    m = re.search(r"^\[\s*(\d+\.\d+)\][^\n]*" + re.escape(needle), text, re.M)
+    return round(float(m.group(1)), 1) if m else None
+
+
+def running_test(text: str) -> str:
+    """The test a log cut short was in: the last harness case started and not
+    finished ("cxl_sr_owner: cxl_sr.x.owner"), else the program the runner
+    started and gave no verdict for, else ""."""
+    program, case = "", ""
+    for line in text.splitlines():
+        line = line.rstrip("\r")
+        m = re.match(r"^# selftests: \S+: (\S+)$", line)
+        if m:
+            program, case = m.group(1), ""
+            continue
+        if re.match(r"^(?:not )?ok \d+ selftests: ", line):
+            program, case = "", ""
+            continue
+        m = re.match(r"^[# ]*#\s+RUN\s+(\S+) \.\.\.", line)
+        if m:
+            case = m.group(1)
+            continue
+        m = re.match(r"^[# ]*#\s+(?:OK|FAIL|XFAIL|XPASS|SKIP)\s+(\S+)\s*$", line)
+        if m and m.group(1) == case:
+            case = ""
+    if program and case:
+        return f"{program}: {case}"
+    return program
+
+
+def boot_message(b: Boot, timeout: int) -> str:
+    """What a boot that did not end normally tells the reader."""
+    where = f" while running {b.running}" if b.running else " before any test started"
+    if b.status == "timeout":
+        return f"VM hit the hard timeout of {timeout}s{where}"
+    splat = first_splat(b.log)
+    return f"VM stopped before the tests finished{where}" + (f": {splat}" if splat else "")
 
 
 def extract_ktap(text: str) -> str:
@@ -287,21 +331,17 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     layer = Layer("vm", log="vm-serial.log", ktap="vm.ktap")
     b = boot(vb.kdir / "arch/x86/boot/bzImage", initrd, results / layer.log, timeout)
     timings["vm-boot+test"] = b.seconds
+    booted = kernel_seconds_at(b.log, "Run /init")
+    if booted is not None:
+        timings["vm-boot"] = booted
     ktap = extract_ktap(b.log)
     (results / layer.ktap).write_text(ktap)
     programs = split_kselftest(ktap)
     expected = sorted(p.stem for p in (repo / "selftests").glob("*.c"))
     layer.suites = [parse_program(tree, name, tap, verdict, results)
                     for name, (tap, verdict) in programs.items()]
-    if b.status == "timeout":
-        layer.status = "timeout"
-        layer.message = (f"VM hit the hard timeout of {timeout}s"
-                         + (f" while running {b.running}" if b.running else ""))
-        return layer
-    if b.status == "crashed":
-        layer.status = "error"
-        layer.message = ("VM stopped before the tests finished"
-                         + (f" (in {b.running})" if b.running else "")
-                         + (f": {first_splat(b.log)}" if first_splat(b.log) else ""))
+    if b.status != "ok":
+        layer.status = "timeout" if b.status == "timeout" else "error"
+        layer.message = boot_message(b, timeout)
         return layer
     return judge(layer, expected, b.log)

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 import unittest
 
-from cxlsr.vm import BEGIN, END, config_mismatches, extract_ktap, split_kselftest
+from cxlsr.vm import (BEGIN, END, Boot, boot_message, config_mismatches, extract_ktap,
+                      kernel_seconds_at, running_test, split_kselftest)
 
 # What run_kselftest.sh prints for a harness program, as it reaches the console.
 CONSOLE = f"""[    1.0] booting
@@ -42,6 +43,28 @@ class VmTest(unittest.TestCase):
         cut = CONSOLE.split("# #  RUN           cxl_sr.b.owner")[0]
         progs = split_kselftest(extract_ktap(cut + f"\n{END}\n"))
         self.assertEqual(progs["cxl_sr_owner"][1], "")
+
+    def test_running_test(self) -> None:
+        cut = CONSOLE.split("# # cxl_sr_owner.c:300")[0]
+        self.assertEqual(running_test(cut), "cxl_sr_owner: cxl_sr.b.owner")
+        # Between cases: the program is running, no case is.
+        cut = CONSOLE.split("# #  RUN           cxl_sr.b.owner")[0]
+        self.assertEqual(running_test(cut), "cxl_sr_owner")
+        # A finished run, or one that never reached the runner.
+        self.assertEqual(running_test(CONSOLE), "")
+        self.assertEqual(running_test("[    1.0] booting\n"), "")
+
+    def test_boot_message(self) -> None:
+        cut = CONSOLE.split("# # cxl_sr_owner.c:300")[0]
+        b = Boot("timeout", cut, 60.0, running_test(cut))
+        self.assertEqual(boot_message(b, 60),
+                         "VM hit the hard timeout of 60s while running cxl_sr_owner: cxl_sr.b.owner")
+        b = Boot("crashed", "BUG: kernel NULL pointer dereference\n", 3.0, "")
+        self.assertIn("before any test started: BUG: kernel NULL pointer", boot_message(b, 60))
+
+    def test_kernel_seconds_at(self) -> None:
+        self.assertEqual(kernel_seconds_at(CONSOLE, "reboot: Power down"), 20.0)
+        self.assertIsNone(kernel_seconds_at(CONSOLE, "Run /init"))
 
     def test_no_markers(self) -> None:
         self.assertEqual(extract_ktap("Kernel panic - not syncing\n"), "")

@@ -134,8 +134,10 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
     patch = Path(args.patch).resolve()
     tree = prepare(s, {})
     results = s.results / "mutants" / patch.stem
-    log(f"mutant {patch.name}: applying to {tree.path}")
-    run(source.GIT + ["apply", str(patch)], cwd=tree.path, what=f"applying mutant {patch.name}")
+    how = "leaving out" if args.reverse else "applying"
+    log(f"mutant {patch.name}: {how} in {tree.path}")
+    run(source.GIT + ["apply"] + (["-R"] if args.reverse else []) + [str(patch)], cwd=tree.path,
+        what=f"{how} {patch.name}")
     header = patch.read_text().split("diff --git", 1)[0]
     try:
         if re.search(r"^Layer:\s*vm\s*$", header, re.MULTILINE):
@@ -155,6 +157,12 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
         print(f"mutant {patch.name}: SURVIVED: suite {args.expect_fail} reported no failure")
         return 1
     failed = [c.name for c in hit.cases if c.status in ("FAIL", "ERROR")]
+    missed = [c for c in args.expect_cases.split(",") if c and
+              not any(f == c or f.startswith(c + ".") for f in failed)]
+    if missed:
+        print(f"mutant {patch.name}: SURVIVED in {', '.join(missed)} (failed: "
+              + (", ".join(failed) or "none") + ")")
+        return 1
     print(f"mutant {patch.name}: killed by {len(failed)} case(s) of {args.expect_fail}: "
           + ", ".join(failed))
     return 0
@@ -223,6 +231,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     m = sub.add_parser("mutant", help="apply a known-bad patch; require a suite to fail")
     m.add_argument("patch")
     m.add_argument("--expect-fail", required=True, metavar="SUITE")
+    m.add_argument("--expect-cases", default="", metavar="CASE,...",
+                   help="cases of SUITE that must each fail")
+    m.add_argument("--reverse", action="store_true",
+                   help="leave the patch out (apply it in reverse) instead of applying it")
     sub.add_parser("bench", help="time each stage of a cold and a warm run")
     sub.add_parser("report", help="re-read build/results/summary.json")
     sub.add_parser("check", help="unit tests, checkpatch, the main job, hang and mutant proofs")

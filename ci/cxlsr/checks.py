@@ -9,6 +9,8 @@ Steps, each recorded in build/results/checks.json as passed/failed counts:
               and a VM frozen inside a selftest must end in a timeout failure
               that names the test (VM layer)
   mutants     each ci/mutants/*.patch must make its named suite fail
+  guards      each fix patch of the series, left out, must make the tests
+              kernel-tree-overlay/guards names for it fail
 """
 from __future__ import annotations
 
@@ -151,6 +153,35 @@ def mutants(repo: Path, layers: list[str]) -> Tuple[int, int, list[str]]:
     return passed, len(bad), bad
 
 
+def read_guards(repo: Path) -> list[tuple[str, str, list[str]]]:
+    """kernel-tree-overlay/guards: `<patch> <suite> <case>...` per line."""
+    out = []
+    for n, line in enumerate((repo / "kernel-tree-overlay" / "guards").read_text().splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) < 3 or not (repo / "kernel-tree-overlay" / words[0]).is_file():
+            raise RunnerError(f"kernel-tree-overlay/guards:{n}: want '<patch> <suite> <case>...'"
+                              f" naming a patch of the series: {line!r}")
+        out.append((words[0], words[1], words[2:]))
+    return out
+
+
+def guards(repo: Path) -> Tuple[int, int, list[str]]:
+    """Each fix patch left out (applied in reverse on the full overlay): the
+    tests that guard it must fail; the main job has shown they pass with it."""
+    passed, bad = 0, []
+    for patch, suite, cases in read_guards(repo):
+        rc = subprocess.run([sys.executable, "-m", "cxlsr", "mutant", "--reverse",
+                             str(repo / "kernel-tree-overlay" / patch), "--expect-fail", suite,
+                             "--expect-cases", ",".join(cases)], cwd=repo / "ci").returncode
+        if rc == 0:
+            passed += 1
+        else:
+            bad.append(patch)
+    return passed, len(bad), bad
+
+
 def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
     results: Path = s.results
     results.mkdir(parents=True, exist_ok=True)
@@ -188,6 +219,11 @@ def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
     p, f, bad = mutants(repo, s.layers)
     _record(results, "mutants", p, f, bad)
     ok &= f == 0
+
+    if "kunit" in s.layers:
+        p, f, bad = guards(repo)
+        _record(results, "guards", p, f, bad)
+        ok &= f == 0
 
     print(json.dumps(json.loads((results / "checks.json").read_text()), indent=1))
     return 0 if ok else 1

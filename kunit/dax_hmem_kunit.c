@@ -1,0 +1,553 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests for dax_hmem's decision over Soft Reserved ranges in CXL
+ * windows: which ranges it registers at once, defers to CXL's initial
+ * probe, leaves to a committed CXL region or takes over, and how long the
+ * deferred decision waits for device probing.
+ *
+ * The real paths run (dax_hmem_platform_probe(), hmem_register_device(),
+ * hmem_process_deferred()); KUnit static stubs stand in for what a booted
+ * CXL topology would answer: the ranges HMEM knows of, whether a range is
+ * in a CXL window, whether a committed region contains it, and the
+ * registration of an hmem device, which is recorded instead. The timing
+ * cases use real devices and drivers of their own whose probes are slow,
+ * hang, or defer forever.
+ */
+#include <kunit/static_stub.h>
+#include <kunit/test.h>
+#include <linux/completion.h>
+#include <linux/delay.h>
+#include <linux/kthread.h>
+#include <linux/moduleparam.h>
+#include <linux/platform_device.h>
+#include <linux/string.h>
+#include "../bus.h"
+
+#define KUNIT_HOST	"dax-hmem-kunit-host"
+#define KUNIT_SLOW	"dax-hmem-kunit-slow"
+
+/* The Soft Reserved ranges the stubbed walk reports, at unused addresses. */
+enum { R_OUTSIDE, R_CLAIMED, R_UNCLAIMED, NR_RANGES };
+
+static struct resource test_ranges[NR_RANGES] = {
+	[R_OUTSIDE] = DEFINE_RES_MEM_NAMED(0x7e0000000000ULL, SZ_256M, "outside"),
+	[R_CLAIMED] = DEFINE_RES_MEM_NAMED(0x7e0010000000ULL, SZ_256M, "claimed"),
+	[R_UNCLAIMED] = DEFINE_RES_MEM_NAMED(0x7e0020000000ULL, SZ_256M, "unclaimed"),
+};
+
+struct hmem_kunit {
+	unsigned long registered;	/* bit per test_ranges[] index */
+	bool claimed_in_flight;		/* R_UNCLAIMED gets claimed by a slow probe */
+	struct completion *slow_done;
+};
+
+static int range_index(const struct resource *res)
+{
+	int i;
+
+	for (i = 0; i < NR_RANGES; i++)
+		if (res->start == test_ranges[i].start)
+			return i;
+	return -1;
+}
+
+static int stub_walk(struct device *host, walk_hmem_fn fn)
+{
+	int i, rc;
+
+	for (i = 0; i < NR_RANGES; i++) {
+		rc = fn(host, 0, &test_ranges[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static bool stub_in_cxl_window(const struct resource *res)
+{
+	return range_index(res) != R_OUTSIDE;
+}
+
+static bool stub_cxl_claims(const struct resource *res)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct hmem_kunit *ctx = test->priv;
+
+	if (range_index(res) == R_CLAIMED)
+		return true;
+	/* What a CXL probe still in flight at the start of the wait commits. */
+	return range_index(res) == R_UNCLAIMED && ctx->claimed_in_flight &&
+	       ctx->slow_done && completion_done(ctx->slow_done);
+}
+
+static int stub_register(struct device *host, int target_nid, const struct resource *res)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct hmem_kunit *ctx = test->priv;
+	int i = range_index(res);
+
+	KUNIT_EXPECT_GE(test, i, 0);
+	if (i >= 0)
+		__set_bit(i, &ctx->registered);
+	return 0;
+}
+
+static void stub_all(struct kunit *test)
+{
+	kunit_activate_static_stub(test, hmem_walk, stub_walk);
+	kunit_activate_static_stub(test, hmem_in_cxl_window, stub_in_cxl_window);
+	kunit_activate_static_stub(test, hmem_cxl_claims, stub_cxl_claims);
+	kunit_activate_static_stub(test, __hmem_register_device, stub_register);
+}
+
+/* A host device in the shape dax_hmem expects, bound to a driver of ours. */
+static int host_probe(struct platform_device *pdev)
+{
+	return 0;
+}
+
+static struct platform_driver host_driver = {
+	.probe = host_probe,
+	.driver.name = KUNIT_HOST,
+};
+
+static void host_release(struct device *dev)
+{
+	kfree(to_hmem_platform_device(to_platform_device(dev)));
+}
+
+static void host_noop_work(struct work_struct *work)
+{
+}
+
+KUNIT_DEFINE_ACTION_WRAPPER(unregister_pdev, platform_device_unregister, struct platform_device *);
+
+static struct hmem_platform_device *new_host(struct kunit *test)
+{
+	struct hmem_platform_device *hpdev = kzalloc(sizeof(*hpdev), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, hpdev);
+	hpdev->pdev.name = KUNIT_HOST;
+	hpdev->pdev.id = PLATFORM_DEVID_AUTO;
+	hpdev->pdev.dev.release = host_release;
+	INIT_WORK(&hpdev->work, host_noop_work);
+	KUNIT_ASSERT_EQ(test, platform_device_register(&hpdev->pdev), 0);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, unregister_pdev, &hpdev->pdev), 0);
+	KUNIT_ASSERT_NOT_NULL(test, hpdev->pdev.dev.driver);
+	return hpdev;
+}
+
+/* Let a deferred pass queued on dax_hmem's workqueue finish. */
+static void flush_deferred(void *unused)
+{
+	dax_hmem_flush_work();
+}
+
+static int hmem_kunit_init(struct kunit *test)
+{
+	struct hmem_kunit *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
+
+	if (!ctx)
+		return -ENOMEM;
+	test->priv = ctx;
+	/* Runs after every other cleanup of the test: no work outlives it. */
+	return kunit_add_action_or_reset(test, flush_deferred, NULL);
+}
+
+/* The decision itself, over every combination of what it consults. */
+struct decide_case {
+	const char *name;
+	int range;
+	bool cxl_probed;
+	enum hmem_decision want;
+};
+
+static const struct decide_case decide_cases[] = {
+	{ "outside_window_before_cxl_probe", R_OUTSIDE, false, HMEM_REGISTER },
+	{ "outside_window_after_cxl_probe", R_OUTSIDE, true, HMEM_REGISTER },
+	{ "claimed_before_cxl_probe", R_CLAIMED, false, HMEM_DEFER },
+	{ "unclaimed_before_cxl_probe", R_UNCLAIMED, false, HMEM_DEFER },
+	{ "claimed_after_cxl_probe", R_CLAIMED, true, HMEM_LEAVE_TO_CXL },
+	{ "unclaimed_after_cxl_probe", R_UNCLAIMED, true, HMEM_TAKE_OVER },
+};
+
+KUNIT_ARRAY_PARAM_DESC(decide, decide_cases, name);
+
+static void hmem_decide_table(struct kunit *test)
+{
+	const struct decide_case *c = test->param_value;
+
+	stub_all(test);
+	KUNIT_EXPECT_EQ(test, hmem_decide(&test_ranges[c->range], c->cxl_probed), c->want);
+}
+
+/*
+ * The probe walk registers what lies outside CXL windows and queues the
+ * rest for after CXL's initial probe.
+ */
+static void hmem_probe_registers_outside_defers_rest(struct kunit *test)
+{
+	struct hmem_kunit *ctx = test->priv;
+	struct hmem_platform_device *host = new_host(test);
+
+	stub_all(test);
+	KUNIT_ASSERT_EQ(test, dax_hmem_platform_probe(&host->pdev), 0);
+	KUNIT_EXPECT_EQ(test, ctx->registered, BIT(R_OUTSIDE));
+	KUNIT_EXPECT_TRUE(test, work_busy(&host->work) || host->did_probe);
+}
+
+/*
+ * The deferred pass, once: a range a committed region contains is CXL's,
+ * the unclaimed one is HMEM's; a second pass changes nothing.
+ */
+static void hmem_deferred_pass_takes_unclaimed_once(struct kunit *test)
+{
+	struct hmem_kunit *ctx = test->priv;
+	struct hmem_platform_device *host = new_host(test);
+
+	stub_all(test);
+	hmem_process_deferred(host);
+	KUNIT_EXPECT_EQ(test, ctx->registered, BIT(R_UNCLAIMED));
+	KUNIT_EXPECT_TRUE(test, host->did_probe);
+
+	ctx->registered = 0;
+	hmem_process_deferred(host);
+	KUNIT_EXPECT_EQ(test, ctx->registered, 0);
+}
+
+/*
+ * A reload or rebind after CXL's initial probe: nothing is deferred again,
+ * and no range is left without an owner: the unclaimed one is HMEM's
+ * again, the claimed one stays CXL's.
+ */
+static void hmem_rebind_leaves_no_orphan(struct kunit *test)
+{
+	struct hmem_kunit *ctx = test->priv;
+	struct hmem_platform_device *host = new_host(test);
+
+	stub_all(test);
+	hmem_process_deferred(host);
+	KUNIT_ASSERT_TRUE(test, host->did_probe);
+
+	ctx->registered = 0;
+	KUNIT_ASSERT_EQ(test, dax_hmem_platform_probe(&host->pdev), 0);
+	KUNIT_EXPECT_FALSE(test, work_busy(&host->work));
+	KUNIT_EXPECT_TRUE_MSG(test, ctx->registered & BIT(R_UNCLAIMED),
+			      "the unclaimed range has no owner after a rebind");
+	KUNIT_EXPECT_TRUE(test, ctx->registered & BIT(R_OUTSIDE));
+	KUNIT_EXPECT_FALSE(test, ctx->registered & BIT(R_CLAIMED));
+}
+
+/* Devices whose probe is slow, hangs until released, or defers forever. */
+enum probe_mode { PROBE_SLOW, PROBE_HANG, PROBE_DEFER_FOREVER };
+
+struct slow_dev {
+	struct platform_device *pdev;
+	enum probe_mode mode;
+	unsigned int ms;		/* PROBE_SLOW: how long the probe takes */
+	struct completion started;	/* the probe is running */
+	struct completion release;	/* PROBE_HANG: let the probe return */
+	struct completion done;		/* the probe has returned */
+	struct task_struct *task;
+};
+
+static int slow_probe(struct platform_device *pdev)
+{
+	struct slow_dev *me = *(struct slow_dev **)dev_get_platdata(&pdev->dev);
+	int rc = 0;
+
+	complete_all(&me->started);
+	switch (me->mode) {
+	case PROBE_SLOW:
+		msleep(me->ms);
+		break;
+	case PROBE_HANG:
+		wait_for_completion(&me->release);
+		break;
+	case PROBE_DEFER_FOREVER:
+		rc = -EPROBE_DEFER;
+		break;
+	}
+	complete_all(&me->done);
+	return rc;
+}
+
+static struct platform_driver slow_driver = {
+	.probe = slow_probe,
+	.driver.name = KUNIT_SLOW,
+};
+
+static int slow_register(void *data)
+{
+	struct slow_dev *sd = data;
+
+	struct platform_device *pdev;
+
+	pdev = platform_device_register_data(NULL, KUNIT_SLOW, PLATFORM_DEVID_AUTO,
+					     &sd, sizeof(sd));
+	WRITE_ONCE(sd->pdev, pdev);
+	return 0;
+}
+
+static void slow_cleanup(void *data)
+{
+	struct slow_dev *sd = data;
+
+	complete_all(&sd->release);
+	kthread_stop(sd->task);
+	if (!IS_ERR_OR_NULL(sd->pdev))
+		platform_device_unregister(sd->pdev);
+	put_task_struct(sd->task);
+}
+
+/* Register a device whose probe runs (slowly, forever...) in a thread of its own. */
+static struct slow_dev *start_probe(struct kunit *test, enum probe_mode mode, unsigned int ms)
+{
+	struct slow_dev *sd = kunit_kzalloc(test, sizeof(*sd), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, sd);
+	sd->mode = mode;
+	sd->ms = ms;
+	init_completion(&sd->started);
+	init_completion(&sd->release);
+	init_completion(&sd->done);
+	sd->task = kthread_create(slow_register, sd, "dax-hmem-kunit-probe");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(sd->task));
+	get_task_struct(sd->task);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, slow_cleanup, sd), 0);
+	wake_up_process(sd->task);
+	/* Until the probe has started, wait_for_device_probe() has nothing to wait for. */
+	KUNIT_ASSERT_TRUE(test, wait_for_completion_timeout(&sd->started, 5 * HZ));
+	return sd;
+}
+
+/* dax_hmem.cxl_probe_timeout_ms, set the way the command line would set it. */
+static int set_probe_timeout(struct kunit *test, const char *ms)
+{
+	const struct kernel_param *kp;
+	int rc = -ENOENT;
+
+	kernel_param_lock(NULL);
+	for (kp = __start___param; kp < __stop___param; kp++)
+		if (!strcmp(kp->name, "dax_hmem.cxl_probe_timeout_ms"))
+			rc = kp->ops->set(ms, kp);
+	kernel_param_unlock(NULL);
+	if (rc)
+		kunit_info(test, "dax_hmem.cxl_probe_timeout_ms=%s: %d", ms, rc);
+	return rc;
+}
+
+static void reset_probe_timeout(void *test)
+{
+	set_probe_timeout(test, "0");
+}
+
+struct decider {
+	struct hmem_platform_device *host;
+	struct completion done;
+	ktime_t start;
+	s64 ms;
+};
+
+static int decider_fn(void *data)
+{
+	struct decider *d = data;
+
+	hmem_process_deferred(d->host);
+	d->ms = ktime_ms_delta(ktime_get(), d->start);
+	complete(&d->done);
+	while (!kthread_should_stop())
+		schedule_timeout_interruptible(HZ / 10);
+	return 0;
+}
+
+static void decider_stop(void *task)
+{
+	kthread_stop(task);
+	put_task_struct(task);
+}
+
+#define TIMEOUT_MS	300
+
+/*
+ * A CXL-side probe that never returns holds the decision no longer than
+ * dax_hmem.cxl_probe_timeout_ms; with 7.3's unbounded wait it holds it for
+ * as long as the probe hangs.
+ */
+static void hmem_hung_probe_bounded_by_timeout(struct kunit *test)
+{
+	struct hmem_platform_device *host = new_host(test);
+	struct decider *d = kunit_kzalloc(test, sizeof(*d), GFP_KERNEL);
+	struct task_struct *task;
+	struct slow_dev *hung;
+	bool decided;
+
+	KUNIT_ASSERT_NOT_NULL(test, d);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, reset_probe_timeout, test), 0);
+	set_probe_timeout(test, __stringify(TIMEOUT_MS));
+	hung = start_probe(test, PROBE_HANG, 0);
+
+	d->host = host;
+	init_completion(&d->done);
+	d->start = ktime_get();
+	task = kthread_create(decider_fn, d, "dax-hmem-kunit-decide");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	get_task_struct(task);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, decider_stop, task), 0);
+	wake_up_process(task);
+
+	decided = wait_for_completion_timeout(&d->done, msecs_to_jiffies(TIMEOUT_MS + 3000));
+	/* Whatever happened, the hung probe goes now, so that nothing stays stuck. */
+	complete_all(&hung->release);
+	KUNIT_ASSERT_TRUE_MSG(test, decided,
+			      "decision still waiting %d ms into a hung probe (timeout %d ms)",
+			      TIMEOUT_MS + 3000, TIMEOUT_MS);
+	kunit_info(test, "decision latency with a hung probe: %lld ms (timeout %d ms)",
+		   d->ms, TIMEOUT_MS);
+	KUNIT_EXPECT_GE(test, d->ms, TIMEOUT_MS - 10);
+	KUNIT_EXPECT_LT(test, d->ms, TIMEOUT_MS + 1000);
+	KUNIT_EXPECT_TRUE(test, host->did_probe);
+}
+
+/*
+ * A CXL-side probe in flight when the deferred pass starts, quick or slow, is
+ * waited for (with and without a timeout), and what it commits is what the
+ * decision sees: the range it claims is left to CXL.
+ */
+struct slow_case {
+	const char *name;
+	const char *timeout_ms;
+	unsigned int probe_ms;
+};
+
+static const struct slow_case slow_cases[] = {
+	{ "normal_probe", "0", 20 },
+	{ "slow_probe_no_timeout", "0", 400 },
+	{ "slow_probe_within_timeout", "5000", 400 },
+};
+
+KUNIT_ARRAY_PARAM_DESC(slow, slow_cases, name);
+
+static void hmem_probe_in_flight_is_waited_for(struct kunit *test)
+{
+	const struct slow_case *c = test->param_value;
+	struct hmem_kunit *ctx = test->priv;
+	struct hmem_platform_device *host = new_host(test);
+	struct slow_dev *slow;
+	ktime_t t0;
+	s64 ms;
+
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, reset_probe_timeout, test), 0);
+	if (strcmp(c->timeout_ms, "0"))
+		set_probe_timeout(test, c->timeout_ms);
+	stub_all(test);
+	t0 = ktime_get();
+	slow = start_probe(test, PROBE_SLOW, c->probe_ms);
+	ctx->slow_done = &slow->done;
+	ctx->claimed_in_flight = true;
+
+	hmem_process_deferred(host);
+	ms = ktime_ms_delta(ktime_get(), t0);
+	kunit_info(test, "decision latency with a %u ms probe: %lld ms (timeout %s ms)",
+		   c->probe_ms, ms, c->timeout_ms);
+	KUNIT_EXPECT_TRUE(test, completion_done(&slow->done));
+	KUNIT_EXPECT_GE(test, ms, c->probe_ms);
+	/* The slow probe's region claims R_UNCLAIMED: it is CXL's. */
+	KUNIT_EXPECT_EQ(test, ctx->registered, 0);
+}
+
+/*
+ * A device whose driver defers forever is not a probe in flight: it does
+ * not hold the decision, and neither does an idle system.
+ */
+static void hmem_defer_forever_does_not_hold(struct kunit *test)
+{
+	struct hmem_platform_device *host = new_host(test);
+	struct slow_dev *deferring;
+	ktime_t t0;
+	s64 ms;
+	int i;
+
+	deferring = start_probe(test, PROBE_DEFER_FOREVER, 0);
+	for (i = 0; i < 250 && !READ_ONCE(deferring->pdev); i++)
+		msleep(20);
+	KUNIT_ASSERT_FALSE(test, IS_ERR_OR_NULL(deferring->pdev));
+
+	t0 = ktime_get();
+	hmem_process_deferred(host);
+	ms = ktime_ms_delta(ktime_get(), t0);
+	kunit_info(test, "decision latency with a forever-deferring device: %lld ms", ms);
+	KUNIT_EXPECT_LT(test, ms, 1000);
+	KUNIT_EXPECT_NULL(test, deferring->pdev->dev.driver);
+}
+
+/* While a deferred pass is queued, a rebind of the host is refused. */
+static void hmem_probe_busy_while_deferred_pending(struct kunit *test)
+{
+	struct hmem_platform_device *first = new_host(test);
+	struct hmem_platform_device *second = new_host(test);
+	struct slow_dev *hung;
+
+	stub_all(test);
+	hung = start_probe(test, PROBE_HANG, 0);
+
+	/*
+	 * first's deferred pass waits on the hung probe, or waits to start
+	 * (its walk may have queued it again behind a run already waiting)...
+	 */
+	KUNIT_ASSERT_EQ(test, dax_hmem_platform_probe(&first->pdev), 0);
+	KUNIT_ASSERT_TRUE(test, work_busy(&first->work));
+	/* ...so second's is queued behind it on the ordered workqueue. */
+	KUNIT_ASSERT_EQ(test, dax_hmem_platform_probe(&second->pdev), 0);
+	KUNIT_ASSERT_TRUE(test, work_pending(&second->work));
+	KUNIT_EXPECT_EQ(test, dax_hmem_platform_probe(&second->pdev), -EBUSY);
+
+	complete_all(&hung->release);
+	dax_hmem_flush_work();
+	KUNIT_EXPECT_FALSE(test, work_busy(&second->work));
+	KUNIT_EXPECT_EQ(test, dax_hmem_platform_probe(&second->pdev), 0);
+}
+
+static int hmem_kunit_suite_init(struct kunit_suite *suite)
+{
+	int rc = platform_driver_register(&host_driver);
+
+	if (rc)
+		return rc;
+	rc = platform_driver_register(&slow_driver);
+	if (rc)
+		platform_driver_unregister(&host_driver);
+	return rc;
+}
+
+static void hmem_kunit_suite_exit(struct kunit_suite *suite)
+{
+	platform_driver_unregister(&slow_driver);
+	platform_driver_unregister(&host_driver);
+}
+
+static struct kunit_case dax_hmem_defer_cases[] = {
+	KUNIT_CASE_PARAM(hmem_decide_table, decide_gen_params),
+	KUNIT_CASE(hmem_probe_registers_outside_defers_rest),
+	KUNIT_CASE(hmem_deferred_pass_takes_unclaimed_once),
+	KUNIT_CASE(hmem_rebind_leaves_no_orphan),
+	KUNIT_CASE_SLOW(hmem_hung_probe_bounded_by_timeout),
+	KUNIT_CASE_PARAM(hmem_probe_in_flight_is_waited_for, slow_gen_params),
+	KUNIT_CASE(hmem_defer_forever_does_not_hold),
+	KUNIT_CASE(hmem_probe_busy_while_deferred_pending),
+	{}
+};
+
+static struct kunit_suite dax_hmem_defer_suite = {
+	.name = "dax_hmem_defer",
+	.init = hmem_kunit_init,
+	.suite_init = hmem_kunit_suite_init,
+	.suite_exit = hmem_kunit_suite_exit,
+	.test_cases = dax_hmem_defer_cases,
+};
+
+kunit_test_suite(dax_hmem_defer_suite);
+
+MODULE_DESCRIPTION("KUnit tests for dax_hmem's Soft Reserved probe deferral");
+MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");

@@ -18,6 +18,7 @@
 #include <linux/completion.h>
 #include <linux/delay.h>
 #include <linux/kthread.h>
+#include <linux/memregion.h>
 #include <linux/moduleparam.h>
 #include <linux/platform_device.h>
 #include <linux/string.h>
@@ -321,20 +322,27 @@ static struct slow_dev *start_probe(struct kunit *test, enum probe_mode mode, un
 	return sd;
 }
 
-/* dax_hmem.cxl_probe_timeout_ms, set the way the command line would set it. */
-static int set_probe_timeout(struct kunit *test, const char *ms)
+/* A dax_hmem parameter, set the way the kernel command line would set it. */
+static int set_hmem_param(struct kunit *test, const char *name, const char *val)
 {
 	const struct kernel_param *kp;
+	char full[64];
 	int rc = -ENOENT;
 
+	snprintf(full, sizeof(full), "dax_hmem.%s", name);
 	kernel_param_lock(NULL);
 	for (kp = __start___param; kp < __stop___param; kp++)
-		if (!strcmp(kp->name, "dax_hmem.cxl_probe_timeout_ms"))
-			rc = kp->ops->set(ms, kp);
+		if (!strcmp(kp->name, full))
+			rc = kp->ops->set(val, kp);
 	kernel_param_unlock(NULL);
 	if (rc)
-		kunit_info(test, "dax_hmem.cxl_probe_timeout_ms=%s: %d", ms, rc);
+		kunit_info(test, "%s=%s: %d", full, val, rc);
 	return rc;
+}
+
+static int set_probe_timeout(struct kunit *test, const char *ms)
+{
+	return set_hmem_param(test, "cxl_probe_timeout_ms", ms);
 }
 
 static void reset_probe_timeout(void *test)
@@ -546,7 +554,215 @@ static struct kunit_suite dax_hmem_defer_suite = {
 	.test_cases = dax_hmem_defer_cases,
 };
 
-kunit_test_suite(dax_hmem_defer_suite);
+/*
+ * Teardown ordering, on the real registration path: an hmem device over a
+ * range, with region_idle (its dax device stays empty, so nothing maps the
+ * made-up range) and publish_soft_reserved on.
+ */
+static struct resource td_range = DEFINE_RES_MEM_NAMED(0xe000000000ULL, SZ_256M, "teardown");
+
+static bool stub_soft_reserved(const struct resource *res)
+{
+	return res->start == td_range.start;
+}
+
+static void reset_teardown_params(void *test)
+{
+	set_hmem_param(test, "region_idle", "N");
+	set_hmem_param(test, "publish_soft_reserved", "N");
+}
+
+static bool sr_published(void)
+{
+	return region_intersects(td_range.start, resource_size(&td_range), IORESOURCE_MEM,
+				 IORES_DESC_SOFT_RESERVED) == REGION_INTERSECTS;
+}
+
+static bool memregion_in_use(int id)
+{
+	int got = memregion_alloc(GFP_KERNEL);
+
+	if (got >= 0)
+		memregion_free(got);
+	/* ida hands out the lowest free id: id is free iff it comes back. */
+	return got != id;
+}
+
+/* Whether another owner can take the range now (and let it go again). */
+static bool slot_free(struct kunit *test)
+{
+	struct platform_device *parent;
+	bool free;
+
+	parent = platform_device_register_simple("dax-hmem-kunit-other", PLATFORM_DEVID_AUTO,
+						 NULL, 0);
+	if (IS_ERR(parent))
+		return false;
+	free = alloc_dax_region(&parent->dev, 0, &(struct range) { td_range.start, td_range.end },
+				NUMA_NO_NODE, PMD_SIZE, 0);
+	platform_device_unregister(parent);
+	return free;
+}
+
+struct owner_state {
+	bool taken;		/* snapshot was taken */
+	bool slot_held, sr_published, id_in_use;
+};
+
+struct teardown {
+	struct kunit *test;
+	struct device *hmem;
+	int id;
+	const struct bus_type *dax_bus;
+	struct notifier_block dax_nb, platform_nb;
+	struct owner_state dax_gone, hmem_unbound;
+};
+
+/*
+ * Inside a notifier the slot is only probed where it must be held: an
+ * allocation that succeeded there could not be let go again in time.
+ */
+static void snapshot(struct teardown *td, struct owner_state *st, bool probe_slot)
+{
+	st->taken = true;
+	st->sr_published = sr_published();
+	st->id_in_use = memregion_in_use(td->id);
+	st->slot_held = probe_slot ? !slot_free(td->test) : false;
+}
+
+static int dax_event(struct notifier_block *nb, unsigned long action, void *data)
+{
+	struct teardown *td = container_of(nb, struct teardown, dax_nb);
+	struct device *dev = data;
+
+	if (action == BUS_NOTIFY_DEL_DEVICE && dev->parent == td->hmem && !td->dax_gone.taken)
+		snapshot(td, &td->dax_gone, true);
+	return NOTIFY_DONE;
+}
+
+static int platform_event(struct notifier_block *nb, unsigned long action, void *data)
+{
+	struct teardown *td = container_of(nb, struct teardown, platform_nb);
+
+	if (action == BUS_NOTIFY_UNBOUND_DRIVER && data == td->hmem)
+		snapshot(td, &td->hmem_unbound, false);
+	return NOTIFY_DONE;
+}
+
+static int match_hmem(struct device *dev, const void *unused)
+{
+	return !strncmp(dev_name(dev), "hmem.", 5);
+}
+
+static struct hmem_platform_device *register_td(struct kunit *test, struct teardown *td)
+{
+	struct hmem_platform_device *host = new_host(test);
+	struct device *dax;
+
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, reset_teardown_params, test), 0);
+	KUNIT_ASSERT_EQ(test, set_hmem_param(test, "region_idle", "Y"), 0);
+	/* Without plan B there is no such parameter, and no entry to see. */
+	set_hmem_param(test, "publish_soft_reserved", "Y");
+	kunit_activate_static_stub(test, hmem_is_soft_reserved, stub_soft_reserved);
+
+	KUNIT_ASSERT_EQ(test, __hmem_register_device(&host->pdev.dev, 0, &td_range), 0);
+	td->test = test;
+	td->hmem = device_find_child(&host->pdev.dev, NULL, match_hmem);
+	KUNIT_ASSERT_NOT_NULL(test, td->hmem);
+	put_device(td->hmem);	/* host's devres holds it until teardown */
+	td->id = to_platform_device(td->hmem)->id;
+	KUNIT_ASSERT_NOT_NULL(test, td->hmem->driver);
+
+	/* What an owner holds: a dax device, the slot, the iomem entry, the id. */
+	dax = device_find_any_child(td->hmem);
+	KUNIT_ASSERT_NOT_NULL(test, dax);
+	td->dax_bus = dax->bus;
+	put_device(dax);
+	KUNIT_EXPECT_TRUE(test, sr_published());
+	KUNIT_EXPECT_FALSE(test, slot_free(test));
+	KUNIT_EXPECT_TRUE(test, memregion_in_use(td->id));
+	return host;
+}
+
+/*
+ * The host goes away: its dax devices go first (the slot, the entry and the
+ * id still held), then the hmem device's slot and "Soft Reserved" entry
+ * (the id still held), then the id; only then is the range free for
+ * another owner.
+ */
+static void hmem_teardown_order(struct kunit *test)
+{
+	struct teardown *td = kunit_kzalloc(test, sizeof(*td), GFP_KERNEL);
+	struct hmem_platform_device *host;
+
+	KUNIT_ASSERT_NOT_NULL(test, td);
+	host = register_td(test, td);
+	td->dax_nb.notifier_call = dax_event;
+	KUNIT_ASSERT_EQ(test, bus_register_notifier(td->dax_bus, &td->dax_nb), 0);
+	td->platform_nb.notifier_call = platform_event;
+	KUNIT_ASSERT_EQ(test, bus_register_notifier(&platform_bus_type, &td->platform_nb), 0);
+
+	device_release_driver(&host->pdev.dev);
+	bus_unregister_notifier(&platform_bus_type, &td->platform_nb);
+	bus_unregister_notifier(td->dax_bus, &td->dax_nb);
+
+	KUNIT_ASSERT_TRUE(test, td->dax_gone.taken);
+	KUNIT_EXPECT_TRUE(test, td->dax_gone.slot_held);
+	KUNIT_EXPECT_TRUE(test, td->dax_gone.sr_published);
+	KUNIT_EXPECT_TRUE(test, td->dax_gone.id_in_use);
+
+	KUNIT_ASSERT_TRUE(test, td->hmem_unbound.taken);
+	KUNIT_EXPECT_FALSE(test, td->hmem_unbound.sr_published);
+	KUNIT_EXPECT_TRUE(test, td->hmem_unbound.id_in_use);
+
+	KUNIT_EXPECT_FALSE(test, sr_published());
+	KUNIT_EXPECT_FALSE(test, memregion_in_use(td->id));
+	KUNIT_EXPECT_TRUE(test, slot_free(test));
+}
+
+/*
+ * Interrupted: the hmem device alone is disabled and enabled again before
+ * the host goes. Each step gives back exactly what it took; nothing is
+ * left at the end.
+ */
+static void hmem_teardown_interrupted(struct kunit *test)
+{
+	struct teardown *td = kunit_kzalloc(test, sizeof(*td), GFP_KERNEL);
+	struct hmem_platform_device *host;
+
+	KUNIT_ASSERT_NOT_NULL(test, td);
+	host = register_td(test, td);
+
+	device_release_driver(td->hmem);
+	KUNIT_EXPECT_FALSE(test, sr_published());
+	KUNIT_EXPECT_TRUE(test, memregion_in_use(td->id));
+	KUNIT_EXPECT_TRUE(test, slot_free(test));
+
+	KUNIT_ASSERT_EQ(test, device_attach(td->hmem), 1);
+	KUNIT_EXPECT_TRUE(test, sr_published());
+	KUNIT_EXPECT_FALSE(test, slot_free(test));
+
+	device_release_driver(&host->pdev.dev);
+	KUNIT_EXPECT_FALSE(test, sr_published());
+	KUNIT_EXPECT_FALSE(test, memregion_in_use(td->id));
+	KUNIT_EXPECT_TRUE(test, slot_free(test));
+}
+
+static struct kunit_case dax_hmem_teardown_cases[] = {
+	KUNIT_CASE(hmem_teardown_order),
+	KUNIT_CASE(hmem_teardown_interrupted),
+	{}
+};
+
+static struct kunit_suite dax_hmem_teardown_suite = {
+	.name = "dax_hmem_teardown",
+	.init = hmem_kunit_init,
+	.suite_init = hmem_kunit_suite_init,
+	.suite_exit = hmem_kunit_suite_exit,
+	.test_cases = dax_hmem_teardown_cases,
+};
+
+kunit_test_suites(&dax_hmem_defer_suite, &dax_hmem_teardown_suite);
 
 MODULE_DESCRIPTION("KUnit tests for dax_hmem's Soft Reserved probe deferral");
 MODULE_LICENSE("GPL");

@@ -625,6 +625,42 @@ TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 300)
 	}
 }
 
+/*
+ * A reload of dax_hmem, and an unbind/bind of the hmem_platform device, after
+ * CXL's initial probe: the range CXL never claimed is HMEM's again, the same
+ * range, not left without an owner (7.3 says "deferring range to CXL").
+ */
+TEST_F_TIMEOUT(hmem_owned, reload_and_rebind_keep_owner, 300)
+{
+	struct dax_dev devs[MAX_DAX];
+	int round, i, n;
+
+	for (round = 0; round < 2; round++) {
+		if (round == 0) {
+			ASSERT_EQ(0, sh("modprobe -r dax_cxl dax_hmem"));
+			ASSERT_EQ(0, count_owned(OWNER_HMEM));
+			ASSERT_EQ(0, sh("modprobe dax_hmem"));
+		} else {
+			ASSERT_EQ(0, write_str("hmem_platform.1",
+					       "/sys/bus/platform/drivers/hmem_platform/unbind"));
+			ASSERT_EQ(0, count_owned(OWNER_HMEM));
+			ASSERT_EQ(0, write_str("hmem_platform.1",
+					       "/sys/bus/platform/drivers/hmem_platform/bind"));
+		}
+		ASSERT_TRUE(wait_for(hmem_owns_one, DRIVER_BOUND_MS))
+			TH_LOG("after %s: no HMEM dax device (the range has no owner)",
+			       round ? "unbind/bind of hmem_platform.1" : "dax_hmem reload");
+		n = list_dax(devs);
+		for (i = 0; i < n; i++) {
+			if (devs[i].owner != OWNER_HMEM)
+				continue;
+			EXPECT_EQ(self->hmem.start, devs[i].start);
+			EXPECT_EQ(self->hmem.size, devs[i].size);
+		}
+		EXPECT_EQ(0, count_owned(OWNER_CXL));
+	}
+}
+
 /* d, with the real cxl tool: it reports the same HPA allocation failure. */
 TEST_F_TIMEOUT(hmem_owned, create_region_cxl_tool, 300)
 {
@@ -861,15 +897,64 @@ static unsigned long long hmem_region_size(void)
 	return size;
 }
 
+/* The first /proc/iomem entry called `name`: its range, or false. */
+static bool iomem_find(const char *name, unsigned long long *start, unsigned long long *end)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *sep;
+
+		line[strcspn(line, "\n")] = '\0';
+		sep = strstr(line, " : ");
+		if (sep && !strcmp(sep + 3, name))
+			found = sscanf(line, " %llx-%llx", start, end) == 2;
+	}
+	fclose(f);
+	return found;
+}
+
+static bool soft_reserved_published(void)
+{
+	unsigned long long start, end;
+
+	return iomem_find("Soft Reserved", &start, &end);
+}
+
 /*
- * f. The loser's failure is visible. With dax_hmem.region_idle=1 HMEM holds
- * its range in the "DAX Regions" arbiter but claims nothing in iomem, so a
- * user region gets the very same HPA (7.3 publishes no "Soft Reserved" for
- * it) and commits; its dax region then loses to HMEM's, and says so.
+ * HMEM owns the Soft Reserved range with dax_hmem.region_idle=1: it holds
+ * the range in the "DAX Regions" arbiter but its dax device claims nothing
+ * in iomem. What stops a CXL region over that range then:
+ * - 7.3 (publish_soft_reserved=0): nothing stops its HPA allocation, it
+ *   commits, and its dax_region loses in the arbiter; f: the loss is
+ *   visible (conflict and -12 probe error in the log, dax_regionN unbound).
+ * - plan B (publish_soft_reserved=1): "Soft Reserved" is in iomem exactly
+ *   where HMEM owns, so the HPA allocation fails with -ERANGE; then the
+ *   seed's order: disable the HMEM device, its entry goes, the region is
+ *   created over the same HPA and CXL owns it.
  */
 FIXTURE(hmem_idle) {
 	char root[32];
 	unsigned long long sr, sr_size;
+};
+
+FIXTURE_VARIANT(hmem_idle) {
+	const char *dax_hmem_params;
+	bool published;
+};
+
+FIXTURE_VARIANT_ADD(hmem_idle, unpublished) {
+	.dax_hmem_params = "region_idle=1",
+	.published = false,
+};
+
+FIXTURE_VARIANT_ADD(hmem_idle, published) {
+	.dax_hmem_params = "region_idle=1 publish_soft_reserved=1",
+	.published = true,
 };
 
 FIXTURE_SETUP(hmem_idle)
@@ -877,7 +962,7 @@ FIXTURE_SETUP(hmem_idle)
 	if (!cxl_test_available())
 		SKIP(return, "cxl_test is not installed for this kernel");
 	unload_stack();
-	ASSERT_EQ(0, sh("modprobe dax_hmem region_idle=1"));
+	ASSERT_EQ(0, sh("modprobe dax_hmem %s", variant->dax_hmem_params));
 	ASSERT_EQ(0, sh("modprobe cxl_test hmem_test=1 fail_autoassemble=1"));
 	coldplug();
 	ASSERT_TRUE(wait_for(hmem_region_present, SETTLE_MS));
@@ -893,7 +978,30 @@ FIXTURE_TEARDOWN(hmem_idle)
 	EXPECT_FALSE(module_loaded("cxl_test"));
 }
 
-TEST_F_TIMEOUT(hmem_idle, cxl_loses_visibly, 300)
+static bool cxl_owns_sr(void)
+{
+	return count_owned(OWNER_CXL) == 1;
+}
+
+/* Disable HMEM's device (hmem.N under the test's hmem_platform). */
+static int hmem_let_go(void)
+{
+	char hmem[PATH_MAX];
+	glob_t g;
+
+	if (glob(HMEM_TEST_DEV "/hmem.*", 0, NULL, &g))
+		return -ENOENT;
+	snprintf(hmem, sizeof(hmem), "%s", strrchr(g.gl_pathv[0], '/') + 1);
+	globfree(&g);
+	return write_str(hmem, "/sys/bus/platform/drivers/hmem/unbind");
+}
+
+struct sr_window {
+	const char *root;
+	unsigned long long sr, sr_size;
+};
+
+static void cxl_loses_visibly(struct __test_metadata *_metadata, const struct sr_window *self)
 {
 	char region[32], dax_region[48], msg[128];
 
@@ -915,7 +1023,64 @@ TEST_F_TIMEOUT(hmem_idle, cxl_loses_visibly, 300)
 	EXPECT_EQ(0, count_owned(OWNER_CXL));
 	ASSERT_TRUE(hmem_region_present());
 	EXPECT_EQ(self->sr_size, hmem_region_size());
+
+	/*
+	 * Handoff: nothing retries the loser by itself (its probe failed with
+	 * -ENOMEM, not a deferral). The user step: disable the HMEM device,
+	 * then disable and enable the region; CXL owns the range.
+	 */
+	ASSERT_EQ(0, hmem_let_go());
+	EXPECT_FALSE(hmem_region_present());
+	EXPECT_EQ(0, count_owned(OWNER_CXL));
+	ASSERT_EQ(0, write_str(region, "/sys/bus/cxl/drivers/cxl_region/unbind"));
+	ASSERT_EQ(0, write_str(region, "/sys/bus/cxl/drivers/cxl_region/bind"));
+	ASSERT_TRUE(wait_for(cxl_owns_sr, SETTLE_MS))
+		TH_LOG("%s got no dax device after HMEM let go", region);
+	EXPECT_TRUE(dax_ranges_disjoint());
+}
+
+static void hmem_range_published(struct __test_metadata *_metadata,
+				 const struct sr_window *self)
+{
+	unsigned long long window = read_u64(CXL_DEVS "/%s/size", self->root);
+	unsigned long long start = 0, end = 0;
+	char region[32];
+
+	/* Published exactly where HMEM owns, inside the CXL window. */
+	ASSERT_TRUE(iomem_find("Soft Reserved", &start, &end));
+	EXPECT_EQ(self->sr, start);
+	EXPECT_EQ(self->sr + self->sr_size - 1, end);
+	EXPECT_TRUE(iomem_nested("CXL Window 0", "Soft Reserved"));
+
+	/* So a region that needs it cannot get its HPA, and leaves nothing half made. */
+	EXPECT_EQ(-ERANGE, make_ram_region(self->root, window, region, sizeof(region)))
+		TH_LOG("%s", region_err);
 	EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", self->root));
+	EXPECT_TRUE(hmem_region_present());
+
+	/* The seed's order: disable the HMEM device, and its entry goes... */
+	ASSERT_EQ(0, hmem_let_go());
+	EXPECT_FALSE(soft_reserved_published());
+	EXPECT_FALSE(hmem_region_present());
+
+	/* ...then a region over the same HPA commits, and CXL owns it. */
+	ASSERT_EQ(0, make_ram_region(self->root, self->sr_size, region, sizeof(region)))
+		TH_LOG("%s", region_err);
+	EXPECT_EQ(self->sr, read_u64(CXL_DEVS "/%s/resource", region));
+	ASSERT_TRUE(wait_for(cxl_owns_sr, SETTLE_MS))
+		TH_LOG("%s got no dax device after HMEM let go", region);
+	EXPECT_TRUE(dax_ranges_disjoint());
+	EXPECT_EQ(0, count_owned(OWNER_HMEM));
+}
+
+TEST_F_TIMEOUT(hmem_idle, cxl_region_over_hmem_range, 300)
+{
+	struct sr_window w = { self->root, self->sr, self->sr_size };
+
+	if (variant->published)
+		hmem_range_published(_metadata, &w);
+	else
+		cxl_loses_visibly(_metadata, &w);
 }
 
 TEST_HARNESS_MAIN

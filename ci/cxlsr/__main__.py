@@ -140,7 +140,7 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
         what=f"{how} {patch.name}")
     header = patch.read_text().split("diff --git", 1)[0]
     try:
-        if re.search(r"^Layer:\s*vm\s*$", header, re.MULTILINE):
+        if args.layer == "vm" or re.search(r"^Layer:\s*vm\s*$", header, re.MULTILINE):
             from .vm import run_vm
             results.mkdir(parents=True, exist_ok=True)
             layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, {},
@@ -233,6 +233,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     m.add_argument("--expect-fail", required=True, metavar="SUITE")
     m.add_argument("--expect-cases", default="", metavar="CASE,...",
                    help="cases of SUITE that must each fail")
+    m.add_argument("--layer", choices=("kunit", "vm"), default="",
+                   help="the layer to run (default: the patch's Layer: header, else kunit)")
     m.add_argument("--reverse", action="store_true",
                    help="leave the patch out (apply it in reverse) instead of applying it")
     sub.add_parser("bench", help="time each stage of a cold and a warm run")

@@ -5,13 +5,14 @@
 #   make              set up, fetch Linux 7.3, overlay, build, run the KUnit suites
 #   make check        the above plus the project's own tests (see README)
 #   make bench        time every stage of a cold and a warm run
+#   make prefixes     build the VM kernel at every prefix of the series (bisectability)
 #
 # KSRC=/path/to/linux  test a maintainer's tree instead (it is only read).
 # BUILD_DIR, JOBS, KUNIT_TIMEOUT, CXL_SR_CACHE: see README.
 
 RUNNER := cd ci && python3 -m cxlsr
 
-.PHONY: all setup kunit check tally bench prepare suites clean distclean help
+.PHONY: all setup kunit check tally bench prepare prefixes suites clean distclean help
 
 all: setup kunit
 
@@ -32,6 +33,9 @@ bench: setup
 
 prepare: setup
 	@$(RUNNER) prepare
+
+prefixes: setup
+	@$(RUNNER) prefixes
 
 suites:
 	@$(RUNNER) suites

@@ -200,6 +200,33 @@ def cmd_check(s: Settings, _: argparse.Namespace) -> int:
     return checks.run_all(s, REPO, cmd_run)
 
 
+def cmd_prefixes(s: Settings, _: argparse.Namespace) -> int:
+    """Build the VM kernel (and cxl_test) at every prefix of the series:
+    the new files alone, then each patch in turn. The series bisects when
+    every prefix builds. Incremental: each step rebuilds what that patch
+    touches."""
+    from .vm import VmBuild
+    tree = prepare(s, {})
+    git = source.GIT
+    ref = run(git + ["rev-parse", "--abbrev-ref", "HEAD"], cwd=tree.path).stdout.strip()
+    shas = run(git + ["rev-list", "--reverse", "cxl-sr-base..HEAD"], cwd=tree.path).stdout.split()
+    failed = []
+    try:
+        for sha in shas:
+            subject = run(git + ["log", "-1", "--format=%s", sha], cwd=tree.path).stdout.strip()
+            run(git + ["checkout", "-q", "--detach", sha], cwd=tree.path, what="git checkout")
+            try:
+                VmBuild(REPO, tree.path, s.build, s.jobs, debug=s.vm_debug).kernel()
+                print(f"prefix builds: {subject}")
+            except RunnerError as e:
+                print(f"prefix FAILS: {subject}: {e}")
+                failed.append(subject)
+    finally:
+        run(git + ["checkout", "-q", ref], cwd=tree.path, what="git checkout")
+    print(f"{len(shas) - len(failed)} of {len(shas)} prefixes build")
+    return 1 if failed else 0
+
+
 def cmd_tally(s: Settings, _: argparse.Namespace) -> int:
     from . import checks
     passed, failed = checks.tally(s.results)
@@ -243,12 +270,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub.add_parser("tally", help="print 'N passed, N failed' over everything make check ran")
     sub.add_parser("prepare", help="only fetch/import the base and apply the overlay")
     sub.add_parser("suites", help="list the KUnit suites the sources declare")
+    sub.add_parser("prefixes", help="build the VM kernel at every prefix of the series")
     args = ap.parse_args(argv)
     s = Settings.from_env()
     setup_ccache(s)
     handler = {"run": cmd_run, "mutant": cmd_mutant, "bench": cmd_bench,
                "report": cmd_report, "prepare": cmd_prepare, "suites": cmd_suites,
-               "check": cmd_check, "tally": cmd_tally}[args.cmd]
+               "check": cmd_check, "tally": cmd_tally, "prefixes": cmd_prefixes}[args.cmd]
     try:
         return handler(s, args)
     except RunnerError as e:

@@ -125,14 +125,18 @@ KUNIT_DEFINE_ACTION_WRAPPER(unregister_pdev, platform_device_unregister, struct 
 
 static struct hmem_platform_device *new_host(struct kunit *test)
 {
-	struct hmem_platform_device *hpdev = kzalloc(sizeof(*hpdev), GFP_KERNEL);
+	struct hmem_platform_device *hpdev = kzalloc_obj(*hpdev);
+	int rc;
 
 	KUNIT_ASSERT_NOT_NULL(test, hpdev);
 	hpdev->pdev.name = KUNIT_HOST;
 	hpdev->pdev.id = PLATFORM_DEVID_AUTO;
 	hpdev->pdev.dev.release = host_release;
 	INIT_WORK(&hpdev->work, host_noop_work);
-	KUNIT_ASSERT_EQ(test, platform_device_register(&hpdev->pdev), 0);
+	rc = platform_device_register(&hpdev->pdev);
+	if (rc)
+		platform_device_put(&hpdev->pdev);	/* frees hpdev */
+	KUNIT_ASSERT_EQ(test, rc, 0);
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, unregister_pdev, &hpdev->pdev), 0);
 	KUNIT_ASSERT_NOT_NULL(test, hpdev->pdev.dev.driver);
 	return hpdev;

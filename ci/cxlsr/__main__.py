@@ -50,7 +50,7 @@ class Settings:
                    any_version=env.get("CXL_SR_ANY_KERNEL") == "1",
                    run_timeout=int(env.get("KUNIT_TIMEOUT") or 120),
                    layers=(env.get("LAYERS") or "kunit vm").replace(",", " ").split(),
-                   vm_timeout=int(env.get("VM_TIMEOUT") or 1200),
+                   vm_timeout=int(env.get("VM_TIMEOUT") or 1800),
                    vm_debug=env.get("VM_DEBUG", "1") != "0")
 
     @property

@@ -14,6 +14,7 @@ Steps, each recorded in build/results/checks.json as passed/failed counts:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Iterator, Tuple
 
 from . import overlay
 from .kunitrun import KunitRun
@@ -78,20 +79,28 @@ def checkpatch(repo: Path, tree: Path) -> Tuple[int, int, list[str]]:
     return passed, len(bad), bad
 
 
-def hang(repo: Path, tree: Path, build: Path, results: Path) -> bool:
-    """Boot through a QEMU that prints nothing: the run must fail as a timeout, promptly."""
+@contextlib.contextmanager
+def fake_qemu(script: str, **env: str) -> Iterator[None]:
+    """`script` as qemu-system-x86_64, first on PATH (plus `env`), for the duration."""
+    old = dict(os.environ)
     with tempfile.TemporaryDirectory() as fake:
         qemu = Path(fake) / "qemu-system-x86_64"
-        qemu.write_text("#!/bin/sh\nexec sleep 3600\n")
+        qemu.write_text(script)
         qemu.chmod(0o755)
-        old = os.environ["PATH"]
-        os.environ["PATH"] = f"{fake}{os.pathsep}{old}"
+        os.environ.update(env, PATH=f"{fake}{os.pathsep}{old['PATH']}")
         try:
-            kr = KunitRun(repo, tree, build / "kunit", results / "hang", jobs=1, run_timeout=10)
-            kr.results.mkdir(parents=True, exist_ok=True)
-            layer = kr.execute(["dax_regions"])
+            yield
         finally:
-            os.environ["PATH"] = old
+            os.environ.clear()
+            os.environ.update(old)
+
+
+def hang(repo: Path, tree: Path, build: Path, results: Path) -> bool:
+    """Boot through a QEMU that prints nothing: the run must fail as a timeout, promptly."""
+    with fake_qemu("#!/bin/sh\nexec sleep 3600\n"):
+        kr = KunitRun(repo, tree, build / "kunit", results / "hang", jobs=1, run_timeout=10)
+        kr.results.mkdir(parents=True, exist_ok=True)
+        layer = kr.execute(["dax_regions"])
     log(f"hang check: {layer.status}: {layer.message}")
     return layer.status == "timeout"
 
@@ -119,17 +128,8 @@ def vm_hang(build: Path, results: Path) -> bool:
         log("VM hang check: no VM kernel/initramfs built, or no QEMU")
         return False
     (results / "hang").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as fake:
-        qemu = Path(fake) / "qemu-system-x86_64"
-        qemu.write_text(FREEZER)
-        qemu.chmod(0o755)
-        old = dict(os.environ)
-        os.environ.update(PATH=f"{fake}{os.pathsep}{old['PATH']}", CXL_SR_REAL_QEMU=real)
-        try:
-            b = boot(kernel, initrd, results / "hang" / "vm-serial.log", VM_HANG_TIMEOUT)
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
+    with fake_qemu(FREEZER, CXL_SR_REAL_QEMU=real):
+        b = boot(kernel, initrd, results / "hang" / "vm-serial.log", VM_HANG_TIMEOUT)
     msg = boot_message(b, VM_HANG_TIMEOUT)
     log(f"VM hang check: {b.status}: {msg}")
     return b.status == "timeout" and bool(re.search(r": \S+\.\S+$", b.running))

@@ -142,6 +142,17 @@ static struct hmem_platform_device *new_host(struct kunit *test)
 	return hpdev;
 }
 
+/*
+ * dax_hmem_platform_probe() under the host's device lock, as the driver
+ * core calls it: the deferred pass takes that lock before it looks at
+ * did_probe, so it cannot run in the middle of the probe walk.
+ */
+static int probe_host(struct hmem_platform_device *host)
+{
+	guard(device)(&host->pdev.dev);
+	return dax_hmem_platform_probe(&host->pdev);
+}
+
 /* Let a deferred pass queued on dax_hmem's workqueue finish. */
 static void flush_deferred(void *unused)
 {
@@ -196,7 +207,7 @@ static void hmem_probe_registers_outside_defers_rest(struct kunit *test)
 	struct hmem_platform_device *host = new_host(test);
 
 	stub_all(test);
-	KUNIT_ASSERT_EQ(test, dax_hmem_platform_probe(&host->pdev), 0);
+	KUNIT_ASSERT_EQ(test, probe_host(host), 0);
 	KUNIT_EXPECT_EQ(test, ctx->registered, BIT(R_OUTSIDE));
 	KUNIT_EXPECT_TRUE(test, work_busy(&host->work) || host->did_probe);
 }
@@ -235,7 +246,7 @@ static void hmem_rebind_leaves_no_orphan(struct kunit *test)
 	KUNIT_ASSERT_TRUE(test, host->did_probe);
 
 	ctx->registered = 0;
-	KUNIT_ASSERT_EQ(test, dax_hmem_platform_probe(&host->pdev), 0);
+	KUNIT_ASSERT_EQ(test, probe_host(host), 0);
 	KUNIT_EXPECT_FALSE(test, work_busy(&host->work));
 	KUNIT_EXPECT_TRUE_MSG(test, ctx->registered & BIT(R_UNCLAIMED),
 			      "the unclaimed range has no owner after a rebind");
@@ -507,17 +518,17 @@ static void hmem_probe_busy_while_deferred_pending(struct kunit *test)
 	 * first's deferred pass waits on the hung probe, or waits to start
 	 * (its walk may have queued it again behind a run already waiting)...
 	 */
-	KUNIT_ASSERT_EQ(test, dax_hmem_platform_probe(&first->pdev), 0);
+	KUNIT_ASSERT_EQ(test, probe_host(first), 0);
 	KUNIT_ASSERT_TRUE(test, work_busy(&first->work));
 	/* ...so second's is queued behind it on the ordered workqueue. */
-	KUNIT_ASSERT_EQ(test, dax_hmem_platform_probe(&second->pdev), 0);
+	KUNIT_ASSERT_EQ(test, probe_host(second), 0);
 	KUNIT_ASSERT_TRUE(test, work_pending(&second->work));
-	KUNIT_EXPECT_EQ(test, dax_hmem_platform_probe(&second->pdev), -EBUSY);
+	KUNIT_EXPECT_EQ(test, probe_host(second), -EBUSY);
 
 	complete_all(&hung->release);
 	dax_hmem_flush_work();
 	KUNIT_EXPECT_FALSE(test, work_busy(&second->work));
-	KUNIT_EXPECT_EQ(test, dax_hmem_platform_probe(&second->pdev), 0);
+	KUNIT_EXPECT_EQ(test, probe_host(second), 0);
 }
 
 static int hmem_kunit_suite_init(struct kunit_suite *suite)

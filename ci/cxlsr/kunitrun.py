@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .results import Layer, judge, suites_from_kunit_json
-from .util import RunnerError, log, stream
+from .util import RunnerError, clip, log, stream
 
 KUNITCONFIG_DIR = "drivers/dax/tests"
 SUITE_RE = re.compile(r"struct\s+kunit_suite\s+\w+\s*=\s*\{\s*\.name\s*=\s*\"(\w+)\"")
@@ -59,6 +59,7 @@ class KunitRun:
 
     def _stage(self, name: str, cmd: List[str], timeout: int, logf: Path) -> None:
         t0 = time.monotonic()
+        timeout = int(clip(timeout))
         with logf.open("a") as out:
             rc = stream(cmd, timeout, out, cwd=self.tree, env=self._env())
         self.timings[name] = round(time.monotonic() - t0, 1)
@@ -91,11 +92,12 @@ class KunitRun:
 
         # kunit.py's own --timeout ends QEMU; ours, a little longer, ends
         # kunit.py itself (and anything it started) if that does not work.
-        cmd = self._kunit("exec", f"--timeout={self.run_timeout}", "--qemu_args=-smp 2",
+        run_timeout = int(clip(self.run_timeout))
+        cmd = self._kunit("exec", f"--timeout={run_timeout}", "--qemu_args=-smp 2",
                           f"--json={json_out}")
         t0 = time.monotonic()
         with (self.results / layer.log).open("w") as out:
-            rc = stream(cmd, self.run_timeout + 30, out, cwd=self.tree, env=self._env(),
+            rc = stream(cmd, run_timeout + 30, out, cwd=self.tree, env=self._env(),
                         on_line=on_line)
         end = time.monotonic()
         start = marks.get("start", t0)
@@ -105,9 +107,9 @@ class KunitRun:
         log_text = serial.read_text(errors="replace") if serial.is_file() else ""
         (self.results / "kunit-serial.log").write_text(log_text)
         self._save_ktap(serial)
-        if rc is None or (end - t0 >= self.run_timeout and "ktap" not in marks):
+        if rc is None or (end - t0 >= run_timeout and "ktap" not in marks):
             layer.status = "timeout"
-            layer.message = (f"QEMU gave no KUnit output within {self.run_timeout}s "
+            layer.message = (f"QEMU gave no KUnit output within {run_timeout}s "
                              "(hard timeout; a hang or a stuck accelerator)")
             return layer
         if json_out.is_file() and json_out.stat().st_size:

@@ -20,6 +20,23 @@ def log(msg: str) -> None:
     print(f"cxl-sr: {msg}", file=sys.stderr, flush=True)
 
 
+# A run started by `cxlsr ci` carries its time budget down as an absolute
+# deadline (seconds since the epoch): every hard timeout is cut to what is left.
+DEADLINE_ENV = "CXL_SR_DEADLINE"
+
+
+def clip(timeout: float) -> float:
+    """`timeout`, or less when the run's deadline comes first (at least 1 s)."""
+    deadline = os.environ.get(DEADLINE_ENV)
+    if not deadline:
+        return timeout
+    try:
+        left = float(deadline) - time.time()
+    except ValueError:
+        return timeout
+    return max(1.0, min(timeout, round(left)))
+
+
 def run(cmd: Sequence[str], cwd: Optional[Path] = None,
         env: Optional[Mapping[str, str]] = None, what: str = "",
         quiet: bool = False) -> subprocess.CompletedProcess[str]:
@@ -41,9 +58,11 @@ def stream(cmd: Sequence[str], timeout: float, out: IO[str],
     On a terminal the output is shown as it comes; otherwise (CI, bots) it
     only goes to `out`, and the caller prints a summary.
 
-    Returns the exit status, or None when `timeout` seconds passed: the whole
-    process group (QEMU included) is then killed, so nothing outlives the run.
+    Returns the exit status, or None when `timeout` seconds passed (or the
+    run's deadline came, see clip()): the whole process group (QEMU
+    included) is then killed, so nothing outlives the run.
     """
+    timeout = clip(timeout)
     proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, text=True,
                             errors="backslashreplace", bufsize=1,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

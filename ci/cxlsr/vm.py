@@ -22,7 +22,7 @@ from typing import Dict, List, Tuple
 
 from .accel import kvm_usable
 from .results import ERROR, FAIL, SKIP, Case, Layer, Suite, first_splat, judge
-from .util import RunnerError, log, run, stream
+from .util import RunnerError, clip, log, run, stream
 
 FRAGMENTS = ("vm.config", "debug.config")
 # The serial console marks the start and the end of the selftest run with these.
@@ -77,6 +77,7 @@ class VmBuild:
         cc = ["CC=ccache gcc"] if shutil.which("ccache") else []
         cmd = ["make", "-C", str(self.tree), f"O={self.kdir}", "ARCH=x86_64", f"-j{self.jobs}"] + cc + list(args)
         logf = self.build / "results" / "vm-build.log"
+        timeout = int(clip(timeout))
         with logf.open("a") as out:
             rc = stream(cmd, timeout, out, cwd=cwd)
         if rc is None:
@@ -215,6 +216,7 @@ class Boot:
 
 
 def boot(kernel: Path, initrd: Path, logf: Path, timeout: int, append: str = "") -> Boot:
+    """One QEMU run; `timeout` must already be clip()ped (the caller reports it)."""
     t0 = time.monotonic()
     with logf.open("w") as out:
         rc = stream(qemu_cmd(kernel, initrd, append), timeout, out)
@@ -329,6 +331,7 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     initrd = vb.initramfs(build / "vm-initramfs.cpio")
     timings.update(vb.timings)
     layer = Layer("vm", log="vm-serial.log", ktap="vm.ktap")
+    timeout = int(clip(timeout))
     b = boot(vb.kdir / "arch/x86/boot/bzImage", initrd, results / layer.log, timeout)
     timings["vm-boot+test"] = b.seconds
     booted = kernel_seconds_at(b.log, "Run /init")

@@ -6,13 +6,15 @@
 #   make check        the above plus the project's own tests (see README)
 #   make bench        time every stage of a cold and a warm run
 #   make prefixes     build the VM kernel at every prefix of the series (bisectability)
+#   make series       export the overlay as a git format-patch series (build/series)
+#   make ci           for CI bots: KSRC, RESULTS_DIR, BUDGET (s); exit 0 only if all passed
 #
 # KSRC=/path/to/linux  test a maintainer's tree instead (it is only read).
 # BUILD_DIR, JOBS, KUNIT_TIMEOUT, CXL_SR_CACHE: see README.
 
 RUNNER := cd ci && python3 -m cxlsr
 
-.PHONY: all setup kunit check tally bench prepare prefixes suites clean distclean help
+.PHONY: all setup kunit check ci series tally bench prepare prefixes suites clean distclean help
 
 all: setup kunit
 
@@ -24,6 +26,12 @@ kunit:
 
 check: setup
 	@$(RUNNER) check
+
+series: setup
+	@$(RUNNER) series
+
+ci: setup
+	@$(RUNNER) ci
 
 tally:
 	@$(RUNNER) tally
@@ -47,4 +55,4 @@ distclean:
 	rm -rf build
 
 help:
-	@sed -n '3,11p' Makefile
+	@sed -n '3,13p' Makefile

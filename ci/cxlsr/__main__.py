@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Command line: python3 -m cxlsr {run,mutant,bench,report,prepare}.
+"""Command line: python3 -m cxlsr {run,check,ci,mutant,bench,report,prepare,...}.
 
 Exit status: 0 all passed, 1 a test failed (or a mutant survived),
 2 the runner could not do its job (bad input, build failure, timeout...).
@@ -102,7 +102,7 @@ def report(s: Settings, layers: List[Layer], timings: Dict[str, float], results:
     print(table(layers))
     t = doc["totals"]
     print(f"results: {results}/summary.json, junit.xml, *.ktap, *-serial.log")
-    print(f"stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
+    print("stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
     print(f"tests: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped")
     return 0 if doc["ok"] else 1
 
@@ -227,6 +227,28 @@ def cmd_prefixes(s: Settings, _: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_series(s: Settings, _: argparse.Namespace) -> int:
+    """Export the overlay as an upstream series into build/series and check
+    it: `git am` on the base gives the overlaid tree, checkpatch is clean."""
+    from . import checks
+    tree = prepare(s, {})
+    out = s.build / "series"
+    passed, failed, bad = checks.series_check(REPO, tree.path, out)
+    print("\n".join(sorted(p.name for p in out.glob("*.patch"))))
+    print(f"series: {passed} checks passed, {failed} failed" + (": " + "; ".join(bad) if bad else ""))
+    return 1 if failed else 0
+
+
+def cmd_ci(s: Settings, args: argparse.Namespace) -> int:
+    """The bots' entry point (see bot.py)."""
+    from .bot import run_ci
+    out = Path(args.results or os.environ.get("RESULTS_DIR") or s.results).resolve()
+    budget = int(args.budget or os.environ.get("BUDGET") or 5400)
+    if budget <= 0:
+        raise RunnerError(f"BUDGET={budget}: want a number of seconds > 0")
+    return run_ci(REPO, s.results, out, budget, args.ksrc or None)
+
+
 def cmd_tally(s: Settings, _: argparse.Namespace) -> int:
     from . import checks
     passed, failed = checks.tally(s.results)
@@ -267,16 +289,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub.add_parser("bench", help="time each stage of a cold and a warm run")
     sub.add_parser("report", help="re-read build/results/summary.json")
     sub.add_parser("check", help="unit tests, checkpatch, the main job, hang and mutant proofs")
+    c = sub.add_parser("ci", help="for CI bots: the main job within a time budget, results "
+                       "in a directory of their choosing, exit 0 only when all passed")
+    c.add_argument("--results", default="", metavar="DIR",
+                   help="where the results go (default: $RESULTS_DIR, else build/results)")
+    c.add_argument("--budget", default="", metavar="SECONDS",
+                   help="time for the whole run (default: $BUDGET, else 5400)")
+    c.add_argument("--ksrc", default="", metavar="DIR", help="kernel tree (default: $KSRC)")
     sub.add_parser("tally", help="print 'N passed, N failed' over everything make check ran")
     sub.add_parser("prepare", help="only fetch/import the base and apply the overlay")
     sub.add_parser("suites", help="list the KUnit suites the sources declare")
     sub.add_parser("prefixes", help="build the VM kernel at every prefix of the series")
+    sub.add_parser("series", help="export the overlay as a git format-patch series "
+                   "(build/series) and check it applies to the base")
     args = ap.parse_args(argv)
     s = Settings.from_env()
     setup_ccache(s)
     handler = {"run": cmd_run, "mutant": cmd_mutant, "bench": cmd_bench,
                "report": cmd_report, "prepare": cmd_prepare, "suites": cmd_suites,
-               "check": cmd_check, "tally": cmd_tally, "prefixes": cmd_prefixes}[args.cmd]
+               "check": cmd_check, "tally": cmd_tally, "ci": cmd_ci, "series": cmd_series, "prefixes": cmd_prefixes}[args.cmd]
     try:
         return handler(s, args)
     except RunnerError as e:

@@ -5,6 +5,9 @@ Steps, each recorded in build/results/checks.json as passed/failed counts:
   unit        the runner's unit tests (ci/tests)
   kunit       the main job: every KUnit case (from summary.json)
   checkpatch  scripts/checkpatch.pl --strict on every patch and new file
+  series      the overlay exported as an upstream series (make series): it
+              applies with `git am` to the base and gives the overlaid tree,
+              and each of its mails is checkpatch --strict clean
   hang        a QEMU that never prints must end in a timeout failure (KUnit),
               and a VM frozen inside a selftest must end in a timeout failure
               that names the test (VM layer)
@@ -59,24 +62,60 @@ def unit(repo: Path) -> Tuple[int, int]:
     return res.testsRun - bad, bad
 
 
-def checkpatch(repo: Path, tree: Path) -> Tuple[int, int, list[str]]:
-    passed, bad = 0, []
-    ov = overlay.Overlay(repo)
-    jobs = [(p.name, CHECKPATCH + [str(p)]) for p in ov.series()]
-    jobs += [(dst, CHECKPATCH + ["-f", dst]) for f, dst in ov.new_files()
-             if f.suffix in CHECKED_SUFFIXES and not f.name.startswith(".")]
+def _checkpatch(jobs: list[tuple[str, list[str]]], tree: Path) -> Iterator[tuple[str, str]]:
+    """(name, what checkpatch said) for each job it did not pass."""
     # checkpatch runs scripts/spdxcheck.py through `env python3`; its modules
     # (ply, git) come from Debian's python3-ply/python3-git, for /usr/bin/python3.
     env = dict(os.environ, PATH=f"/usr/bin{os.pathsep}{os.environ.get('PATH', '')}")
     for name, cmd in jobs:
         proc = subprocess.run(cmd, cwd=tree, text=True, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, env=env)
-        if proc.returncode == 0 and not proc.stdout.strip():
-            passed += 1
-        else:
-            bad.append(name)
-            print(f"checkpatch: {name}:\n{proc.stdout}", file=sys.stderr)
-    return passed, len(bad), bad
+        if proc.returncode != 0 or proc.stdout.strip():
+            yield name, proc.stdout
+
+
+def checkpatch_files(patches: list[Path], tree: Path) -> list[tuple[str, str]]:
+    """checkpatch --strict on the exported series: what it said of each mail it
+    did not pass. FILE_PATH_CHANGES ("does MAINTAINERS need updating?") is
+    answered by series.unlisted() instead: it asks of every new file, even one
+    an F: entry already covers."""
+    cmd = CHECKPATCH + ["--ignore", "FILE_PATH_CHANGES"]
+    return list(_checkpatch([(p.name, cmd + [str(p)]) for p in patches], tree))
+
+
+def checkpatch(repo: Path, tree: Path) -> Tuple[int, int, list[str]]:
+    ov = overlay.Overlay(repo)
+    jobs = [(p.name, CHECKPATCH + [str(p)]) for p in ov.series()]
+    jobs += [(dst, CHECKPATCH + ["-f", dst]) for f, dst in ov.new_files()
+             if f.suffix in CHECKED_SUFFIXES and not f.name.startswith(".")]
+    bad = []
+    for name, out in _checkpatch(jobs, tree):
+        bad.append(name)
+        print(f"checkpatch: {name}:\n{out}", file=sys.stderr)
+    return len(jobs) - len(bad), len(bad), bad
+
+
+def series_check(repo: Path, tree: Path, out: Path) -> Tuple[int, int, list[str]]:
+    """The exported upstream series: `git am` on the base gives the overlaid
+    tree (one check), and each mail is checkpatch --strict clean (one each)."""
+    from . import series
+    try:
+        ex = series.export(repo, tree, out)
+    except RunnerError as e:
+        print(f"series: {e}", file=sys.stderr)
+        return 0, 1, [str(e)]
+    problems = series.verify(ex, tree)
+    for p in problems:
+        print(f"series: {p}", file=sys.stderr)
+    mails = [p for p in ex.patches if not p.name.startswith("0000-")]
+    bad = []
+    for name, said in checkpatch_files(mails, tree):
+        bad.append(name)
+        print(f"checkpatch: {name}:\n{said}", file=sys.stderr)
+    log(f"series: {len(mails)} patches in {out}; git am on the base: "
+        + ("differs or fails" if problems else "gives the overlaid tree"))
+    failed = len(bad) + (1 if problems else 0)
+    return 1 + len(mails) - failed, failed, bad + problems
 
 
 @contextlib.contextmanager
@@ -208,6 +247,10 @@ def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
     tree = s.build / "src" / "linux"
     p, f, bad = checkpatch(repo, tree)
     _record(results, "checkpatch", p, f, bad)
+    ok &= f == 0
+
+    p, f, bad = series_check(repo, tree, s.build / "series")
+    _record(results, "series", p, f, bad)
     ok &= f == 0
 
     hung = [hang(repo, tree, s.build, results)]

@@ -6,6 +6,8 @@
 #   make check        the above plus the project's own tests (see README)
 #   make bench        time every stage of a cold and a warm run
 #   make prefixes     build the VM kernel at every prefix of the series (bisectability)
+#   make repeat N=10  the main job N times in a row; a verdict that changes is a flake
+#   make coverage     both layers on gcov kernels; lcov report in build/results/coverage
 #   make series       export the overlay as a git format-patch series (build/series)
 #   make ci           for CI bots: KSRC, RESULTS_DIR, BUDGET (s); exit 0 only if all passed
 #
@@ -14,7 +16,7 @@
 
 RUNNER := cd ci && python3 -m cxlsr
 
-.PHONY: all setup kunit check ci series tally bench prepare prefixes suites clean distclean help
+.PHONY: all setup kunit check ci series coverage repeat tally bench prepare prefixes suites clean distclean help
 
 all: setup kunit
 
@@ -26,6 +28,12 @@ kunit:
 
 check: setup
 	@$(RUNNER) check
+
+repeat: setup
+	@$(RUNNER) repeat $(or $(N),10)
+
+coverage: setup
+	@$(RUNNER) coverage
 
 series: setup
 	@$(RUNNER) series
@@ -55,4 +63,4 @@ distclean:
 	rm -rf build
 
 help:
-	@sed -n '3,13p' Makefile
+	@sed -n '3,15p' Makefile

@@ -143,8 +143,11 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
         if args.layer == "vm" or re.search(r"^Layer:\s*vm\s*$", header, re.MULTILINE):
             from .vm import run_vm
             results.mkdir(parents=True, exist_ok=True)
+            # Harness: the harness options that pick the cases that matter (-f FIXTURE...).
+            harness = re.search(r"^Harness:\s*(.+?)\s*$", header, re.MULTILINE)
             layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, {},
-                           debug=s.vm_debug)
+                           debug=s.vm_debug, append=("cxlsr.harness=" + ",".join(
+                               harness.group(1).split()) if harness else ""))
         else:
             layer = run_kunit(kunit_run(s, results))
     finally:
@@ -201,15 +204,18 @@ def cmd_check(s: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_prefixes(s: Settings, _: argparse.Namespace) -> int:
-    """Build the VM kernel (and cxl_test) at every prefix of the series:
-    the new files alone, then each patch in turn. The series bisects when
-    every prefix builds. Incremental: each step rebuilds what that patch
-    touches."""
+    """Build the VM kernel (and cxl_test) at every prefix of the series as
+    `make series` exports it (fixes, then the KUnit suites, then the
+    selftests). The series bisects when every prefix builds. Incremental:
+    each step rebuilds what that patch touches."""
+    from . import series
     from .vm import VmBuild
     tree = prepare(s, {})
+    series.export(REPO, tree.path, s.build / "series")
     git = source.GIT
     ref = run(git + ["rev-parse", "--abbrev-ref", "HEAD"], cwd=tree.path).stdout.strip()
-    shas = run(git + ["rev-list", "--reverse", "cxl-sr-base..HEAD"], cwd=tree.path).stdout.split()
+    shas = run(git + ["rev-list", "--reverse", f"cxl-sr-base..{series.UPSTREAM}"],
+               cwd=tree.path).stdout.split()
     failed = []
     try:
         for sha in shas:
@@ -225,6 +231,44 @@ def cmd_prefixes(s: Settings, _: argparse.Namespace) -> int:
         run(git + ["checkout", "-q", ref], cwd=tree.path, what="git checkout")
     print(f"{len(shas) - len(failed)} of {len(shas)} prefixes build")
     return 1 if failed else 0
+
+
+def cmd_coverage(s: Settings, _: argparse.Namespace) -> int:
+    """Both layers on kernels built with gcov; lcov/genhtml report (see coverage.py)."""
+    from . import coverage
+    from .vm import VmBuild, run_vm
+    timings: Dict[str, float] = {}
+    tree = prepare(s, timings)
+    results = s.results / "coverage"
+    results.mkdir(parents=True, exist_ok=True)
+    caps: List[coverage.Capture] = []
+    if "kunit" in s.layers:
+        initrd = coverage.kunit_initramfs(REPO, s.build / "kunit-cov-root",
+                                          s.build / "kunit-cov-initramfs.cpio")
+        kr = KunitRun(REPO, tree.path, s.build / "kunit-cov", results, s.jobs,
+                      run_timeout=s.run_timeout, kconfig_add=list(coverage.KUNIT_KCONFIG),
+                      make_options=coverage.make_vars(coverage.STEMS),
+                      # kunit.py puts kunit_shutdown=reboot last on the command line; a
+                      # second -append, which QEMU takes over the first, lets init run.
+                      exec_args=[f"--qemu_args=-initrd {initrd} -append "
+                                 "'console=ttyS0 kunit.enable=1 kunit_shutdown=none'"])
+        coverage.remove_gcda([kr.build_dir])
+        log("coverage: building and booting the KUnit kernel with gcov")
+        layer = run_kunit(kr)
+        timings.update({f"kunit-{k}": v for k, v in kr.timings.items()})
+        caps.append(coverage.Capture("kunit", layer, results / "kunit-serial.log", [kr.build_dir]))
+    if "vm" in s.layers:
+        vb = VmBuild(REPO, tree.path, s.build, s.jobs, debug=False, variant="-cov",
+                     fragments=[REPO / "ci" / "configs" / "coverage.config"],
+                     kernel_vars=coverage.make_vars(coverage.STEMS), cxl_vars=["GCOV_PROFILE=y"],
+                     extra_files={"gcov-dump.sh": REPO / "ci" / "gcov-dump.sh"})
+        coverage.remove_gcda([vb.kdir, vb.cxl_out])
+        log("coverage: building and booting the VM kernel with gcov")
+        layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, timings, vb=vb,
+                       append="cxlsr.gcov=1")
+        caps.append(coverage.Capture("vm", layer, results / "vm-serial.log", [vb.kdir, vb.cxl_out]))
+    rc = report(s, [c.layer for c in caps], timings, results)
+    return max(rc, coverage.finish(caps, tree.path, results, timings))
 
 
 def cmd_series(s: Settings, _: argparse.Namespace) -> int:
@@ -247,6 +291,41 @@ def cmd_ci(s: Settings, args: argparse.Namespace) -> int:
     if budget <= 0:
         raise RunnerError(f"BUDGET={budget}: want a number of seconds > 0")
     return run_ci(REPO, s.results, out, budget, args.ksrc or None)
+
+
+def verdicts(summary: Path) -> Dict[str, str]:
+    """layer/suite/case -> status, and layer -> status, from a summary.json."""
+    doc = json.loads(summary.read_text())
+    out = {f"layer:{name}": v["status"] for name, v in doc.get("layers", {}).items()}
+    for suite, v in doc.get("suites", {}).items():
+        for c in v["cases"]:
+            out[f"{v['layer']}/{suite}/{c['name']}"] = c["status"]
+    return out
+
+
+def cmd_repeat(s: Settings, args: argparse.Namespace) -> int:
+    """Run the main job N times in a row (nothing is rebuilt after the first)
+    and compare the verdicts: any case whose verdict changes is a flake."""
+    runs: List[Dict[str, str]] = []
+    seconds: List[float] = []
+    for i in range(1, args.n + 1):
+        log(f"repeat: run {i} of {args.n}")
+        t0 = time.monotonic()
+        rc = cmd_run(s, args)
+        seconds.append(round(time.monotonic() - t0, 1))
+        runs.append(verdicts(s.results / "summary.json"))
+        log(f"repeat: run {i}: exit {rc}, {seconds[-1]}s")
+    keys = sorted(set().union(*runs))
+    flaky = {k: [r.get(k, "-") for r in runs] for k in keys if len({r.get(k, "-") for r in runs}) > 1}
+    doc = {"runs": args.n, "seconds": seconds, "verdicts": runs[0], "flaky": flaky}
+    atomic_write(s.results / "repeat.json", json.dumps(doc, indent=2) + "\n")
+    for k, seq in flaky.items():
+        print(f"repeat: FLAKY {k}: {' '.join(seq)}")
+    bad = sorted(k for k, v in runs[0].items() if v not in ("PASS", "SKIP", "ok"))
+    print(f"repeat: {args.n} runs, {len(keys)} verdicts, {len(flaky)} changed between runs"
+          + (f"; not passing in every run: {', '.join(bad)}" if bad else "")
+          + f"; {s.results / 'repeat.json'}")
+    return 1 if flaky or bad else 0
 
 
 def cmd_tally(s: Settings, _: argparse.Namespace) -> int:
@@ -300,6 +379,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub.add_parser("prepare", help="only fetch/import the base and apply the overlay")
     sub.add_parser("suites", help="list the KUnit suites the sources declare")
     sub.add_parser("prefixes", help="build the VM kernel at every prefix of the series")
+    r = sub.add_parser("repeat", help="run the main job N times; any verdict that changes is a flake")
+    r.add_argument("n", type=int, nargs="?", default=10)
+    sub.add_parser("coverage", help="both layers on gcov kernels; lcov/genhtml report in "
+                   "build/results/coverage")
     sub.add_parser("series", help="export the overlay as a git format-patch series "
                    "(build/series) and check it applies to the base")
     args = ap.parse_args(argv)
@@ -307,7 +390,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     setup_ccache(s)
     handler = {"run": cmd_run, "mutant": cmd_mutant, "bench": cmd_bench,
                "report": cmd_report, "prepare": cmd_prepare, "suites": cmd_suites,
-               "check": cmd_check, "tally": cmd_tally, "ci": cmd_ci, "series": cmd_series, "prefixes": cmd_prefixes}[args.cmd]
+               "check": cmd_check, "tally": cmd_tally, "ci": cmd_ci, "series": cmd_series, "coverage": cmd_coverage, "repeat": cmd_repeat, "prefixes": cmd_prefixes}[args.cmd]
     try:
         return handler(s, args)
     except RunnerError as e:

@@ -42,6 +42,10 @@ class KunitRun:
     run_timeout: int = 120
     build_timeout: int = 3600
     timings: Dict[str, float] = field(default_factory=dict)
+    # For the coverage build: more options, more make variables, more exec arguments.
+    kconfig_add: List[str] = field(default_factory=list)
+    make_options: List[str] = field(default_factory=list)
+    exec_args: List[str] = field(default_factory=list)
 
     def _env(self) -> Dict[str, str]:
         env = dict(os.environ)
@@ -55,6 +59,8 @@ class KunitRun:
         if verb in ("config", "build"):
             if shutil.which("ccache"):
                 cmd.append("--make_options=CC=ccache gcc")
+            cmd += [f"--make_options={o}" for o in self.make_options]
+            cmd += [f"--kconfig_add={o}" for o in self.kconfig_add]
         return cmd + list(extra)
 
     def _stage(self, name: str, cmd: List[str], timeout: int, logf: Path) -> None:
@@ -94,7 +100,7 @@ class KunitRun:
         # kunit.py itself (and anything it started) if that does not work.
         run_timeout = int(clip(self.run_timeout))
         cmd = self._kunit("exec", f"--timeout={run_timeout}", "--qemu_args=-smp 2",
-                          f"--json={json_out}")
+                          f"--json={json_out}", *self.exec_args)
         t0 = time.monotonic()
         with (self.results / layer.log).open("w") as out:
             rc = stream(cmd, run_timeout + 30, out, cwd=self.tree, env=self._env(),

@@ -24,6 +24,7 @@ from .source import GIT
 from .util import RunnerError, run
 
 EXPORT = f"{SERIES_DIR}/export"
+UPSTREAM = "cxl-sr-upstream"  # the branch the export leaves in the tree's repository
 
 
 @dataclass
@@ -173,6 +174,8 @@ def export(repo: Path, tree: Path, out: Path) -> Export:
             if subprocess.run(GIT + ["diff", "--quiet", "HEAD", _head(tree)], cwd=work).returncode:
                 stat = _git(work, "diff", "--stat", "HEAD", _head(tree))
                 raise RunnerError(f"{EXPORT}/series does not give the overlaid tree:\n{stat}")
+            # Kept as a branch of the tree's repository, for `make prefixes`.
+            _git(work, "branch", "-f", UPSTREAM, "HEAD")
             args = ["format-patch", "-q", "-o", str(out), "--no-signature", "cxl-sr-base..HEAD"]
             if plan.cover:
                 args.insert(1, "--cover-letter")

@@ -64,14 +64,21 @@ class VmBuild:
     jobs: int
     debug: bool = True
     timings: Dict[str, float] = field(default_factory=dict)
+    # A second kernel beside the main one (coverage): its own directories
+    # (build/vm<variant>, ...), more fragments, more make variables.
+    variant: str = ""
+    fragments: List[Path] = field(default_factory=list)
+    kernel_vars: List[str] = field(default_factory=list)
+    cxl_vars: List[str] = field(default_factory=list)
+    extra_files: Dict[str, Path] = field(default_factory=dict)  # initramfs path -> file
 
     @property
     def kdir(self) -> Path:
-        return self.build / "vm"
+        return self.build / f"vm{self.variant}"
 
     @property
     def cxl_out(self) -> Path:
-        return self.build / "vm-cxl-test"
+        return self.build / f"vm-cxl-test{self.variant}"
 
     def _make(self, *args: str, what: str, cwd: Path | None = None, timeout: int = 3600) -> None:
         cc = ["CC=ccache gcc"] if shutil.which("ccache") else []
@@ -87,6 +94,7 @@ class VmBuild:
 
     def configure(self) -> None:
         frags = [self.repo / "ci" / "configs" / f for f in FRAGMENTS if self.debug or f != "debug.config"]
+        frags += self.fragments
         want: Dict[str, str] = {}
         for f in frags:
             want.update(read_fragment(f))
@@ -109,14 +117,15 @@ class VmBuild:
         self.configure()
         self.timings["vm-configure"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        self._make("bzImage", "modules", what="VM kernel build")
+        self._make("bzImage", "modules", *self.kernel_vars, what="VM kernel build")
         self.cxl_out.mkdir(parents=True, exist_ok=True)
-        self._make("M=tools/testing/cxl", f"MO={self.cxl_out}", "modules", what="cxl_test build")
+        self._make("M=tools/testing/cxl", f"MO={self.cxl_out}", "modules", *self.cxl_vars,
+                   what="cxl_test build")
         self.timings["vm-build"] = round(time.monotonic() - t0, 1)
 
     def initramfs(self, out: Path) -> Path:
         t0 = time.monotonic()
-        root = self.build / "vm-root"
+        root = self.build / f"vm-root{self.variant}"
         if root.exists():
             shutil.rmtree(root)
         for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "run", "etc", "lib", "lib64",
@@ -161,6 +170,8 @@ class VmBuild:
         init = root / "init"
         init.write_text((self.repo / "ci" / "vm-init.sh").read_text())
         init.chmod(0o755)
+        for dst, src in self.extra_files.items():
+            shutil.copy2(src, root / dst)
         with out.open("wb") as cpio:
             find = subprocess.Popen(["find", "."], cwd=root, stdout=subprocess.PIPE)
             rc = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, stdin=find.stdout,
@@ -325,14 +336,15 @@ def parse_program(tree: Path, name: str, tap: str, verdict: str, results: Path) 
 
 
 def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeout: int,
-           timings: Dict[str, float], debug: bool = True) -> Layer:
-    vb = VmBuild(repo, tree, build, jobs, debug=debug)
+           timings: Dict[str, float], debug: bool = True, vb: VmBuild | None = None,
+           append: str = "") -> Layer:
+    vb = vb or VmBuild(repo, tree, build, jobs, debug=debug)
     vb.kernel()
-    initrd = vb.initramfs(build / "vm-initramfs.cpio")
+    initrd = vb.initramfs(build / f"vm-initramfs{vb.variant}.cpio")
     timings.update(vb.timings)
     layer = Layer("vm", log="vm-serial.log", ktap="vm.ktap")
     timeout = int(clip(timeout))
-    b = boot(vb.kdir / "arch/x86/boot/bzImage", initrd, results / layer.log, timeout)
+    b = boot(vb.kdir / "arch/x86/boot/bzImage", initrd, results / layer.log, timeout, append)
     timings["vm-boot+test"] = b.seconds
     booted = kernel_seconds_at(b.log, "Run /init")
     if booted is not None:

@@ -64,9 +64,11 @@ def run_ci(repo: Path, results: Path, out: Path, budget: int, ksrc: Optional[str
     env[DEADLINE_ENV] = str(time.time() + budget)
     if ksrc:
         env["KSRC"] = ksrc
-    # Stale results of an earlier run must not pass for this one's.
-    for name in ("summary.json", "junit.xml"):
-        (results / name).unlink(missing_ok=True)
+    # Results of an earlier run (another layer's logs, say) must not pass for this one's.
+    for pat in ARTIFACTS:
+        for stale in results.glob(pat):
+            if stale.is_file():
+                stale.unlink()
     log(f"ci: budget {budget}s, results in {out}")
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd or [sys.executable, "-m", "cxlsr", "run"], cwd=repo / "ci",

@@ -73,10 +73,12 @@ class RunCiTest(unittest.TestCase):
 
     def test_stale_results_do_not_pass_for_new_ones(self) -> None:
         (self.results / "summary.json").write_text(json.dumps({"ok": True, "totals": {}}))
+        (self.results / "vm-serial.log").write_text("an earlier run's VM\n")
         rc = run_ci(REPO, self.results, self.out, 60, None,
                     cmd=[sys.executable, "-c", "import sys; sys.exit(2)"])
         self.assertEqual(rc, 2)
         self.assertFalse(json.loads((self.out / "summary.json").read_text())["ok"])
+        self.assertFalse((self.out / "vm-serial.log").exists())
 
     def test_overstayed_budget_is_killed_and_reported(self) -> None:
         t0 = time.monotonic()

@@ -83,8 +83,9 @@ def prepare(s: Settings, timings: Dict[str, float]) -> source.Tree:
     timings["import"] = round(time.monotonic() - t0, 1)
     if tree.imported:
         # Objects of another base would look newer than its sources.
-        for d in ("kunit", "vm"):
-            shutil.rmtree(s.build / d, ignore_errors=True)
+        for d in list(s.build.glob("kunit*")) + list(s.build.glob("vm*")):
+            if d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)
     t0 = time.monotonic()
     digest = overlay.apply(REPO, tree.path, s.build / "src" / "overlay.stamp")
     timings["overlay"] = round(time.monotonic() - t0, 1)
@@ -262,11 +263,11 @@ def cmd_coverage(s: Settings, _: argparse.Namespace) -> int:
                      fragments=[REPO / "ci" / "configs" / "coverage.config"],
                      kernel_vars=coverage.make_vars(coverage.STEMS), cxl_vars=["GCOV_PROFILE=y"],
                      extra_files={"gcov-dump.sh": REPO / "ci" / "gcov-dump.sh"})
-        coverage.remove_gcda([vb.kdir, vb.cxl_out])
+        coverage.remove_gcda([vb.kdir, vb.cxl_root])
         log("coverage: building and booting the VM kernel with gcov")
         layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, timings, vb=vb,
                        append="cxlsr.gcov=1")
-        caps.append(coverage.Capture("vm", layer, results / "vm-serial.log", [vb.kdir, vb.cxl_out]))
+        caps.append(coverage.Capture("vm", layer, results / "vm-serial.log", [vb.kdir, vb.cxl_root]))
     rc = report(s, [c.layer for c in caps], timings, results)
     return max(rc, coverage.finish(caps, tree.path, results, timings))
 

@@ -77,8 +77,15 @@ class VmBuild:
         return self.build / f"vm{self.variant}"
 
     @property
-    def cxl_out(self) -> Path:
+    def cxl_root(self) -> Path:
         return self.build / f"vm-cxl-test{self.variant}"
+
+    @property
+    def cxl_out(self) -> Path:
+        """MO= for M=tools/testing/cxl. Its Kbuild names the sources it rebuilds
+        as ../../../drivers/...: their objects land three levels above MO, so MO
+        mirrors the tree's depth and they stay in cxl_root (not in build/../..)."""
+        return self.cxl_root / "tools" / "testing" / "cxl"
 
     def _make(self, *args: str, what: str, cwd: Path | None = None, timeout: int = 3600) -> None:
         cc = ["CC=ccache gcc"] if shutil.which("ccache") else []

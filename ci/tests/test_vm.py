@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
+import os
 import unittest
 
-from cxlsr.vm import (BEGIN, END, Boot, boot_message, config_mismatches, extract_ktap,
-                      kernel_seconds_at, running_test, split_kselftest)
+from pathlib import Path
+
+from cxlsr.vm import (BEGIN, END, Boot, VmBuild, boot_message, config_mismatches,
+                      extract_ktap, kernel_seconds_at, running_test, split_kselftest)
 
 # What run_kselftest.sh prints for a harness program, as it reaches the console.
 CONSOLE = f"""[    1.0] booting
@@ -29,6 +32,15 @@ not ok 1 selftests: cxl: cxl_sr_owner # exit=1
 
 
 class VmTest(unittest.TestCase):
+    def test_cxl_test_objects_stay_in_the_build_dir(self) -> None:
+        # tools/testing/cxl/Kbuild rebuilds ../../../drivers/...: with MO= those
+        # objects land three levels above MO, which must still be ours.
+        for variant in ("", "-cov"):
+            vb = VmBuild(Path("/r"), Path("/t"), Path("/x/main/build"), 1, variant=variant)
+            landing = Path(os.path.normpath(vb.cxl_out / "../../../drivers/cxl/core/region.o"))
+            self.assertTrue(landing.is_relative_to(vb.cxl_root), landing)
+            self.assertTrue(vb.cxl_root.is_relative_to("/x/main/build"))
+
     def test_extract_and_split(self) -> None:
         ktap = extract_ktap(CONSOLE)
         self.assertTrue(ktap.startswith("TAP version 13"))

@@ -21,7 +21,6 @@ import io
 import json
 import re
 import shutil
-import subprocess
 import tarfile
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from .results import Layer
 from .util import RunnerError, atomic_write, log, run
+from .vm import pack_cpio
 
 BEGIN, END = "CXL-SR-GCOV-BEGIN", "CXL-SR-GCOV-END"
 # Objects profiled, by file name stem (kbuild's GCOV_PROFILE_<stem>.o): the
@@ -231,13 +231,7 @@ def kunit_initramfs(repo: Path, root: Path, out: Path) -> Path:
     for name, dst in (("kunit-cov-init.sh", "init"), ("gcov-dump.sh", "gcov-dump.sh")):
         shutil.copy2(repo / "ci" / name, root / dst)
         (root / dst).chmod(0o755)
-    with out.open("wb") as cpio:
-        find = subprocess.Popen(["find", "."], cwd=root, stdout=subprocess.PIPE)
-        rc = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, stdin=find.stdout,
-                            stdout=cpio).returncode
-        find.wait()
-    if rc != 0:
-        raise RunnerError("cpio failed building the KUnit coverage initramfs")
+    pack_cpio(root, out)
     return out
 
 

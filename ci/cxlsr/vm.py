@@ -179,13 +179,7 @@ class VmBuild:
         init.chmod(0o755)
         for dst, src in self.extra_files.items():
             shutil.copy2(src, root / dst)
-        with out.open("wb") as cpio:
-            find = subprocess.Popen(["find", "."], cwd=root, stdout=subprocess.PIPE)
-            rc = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, stdin=find.stdout,
-                                stdout=cpio).returncode
-            find.wait()
-        if rc != 0:
-            raise RunnerError("cpio failed building the initramfs")
+        pack_cpio(root, out)
         self.timings["initramfs"] = round(time.monotonic() - t0, 1)
         return out
 
@@ -210,6 +204,17 @@ class VmBuild:
                          f"INSTALL_PATH={root / 'kselftest'}", "install"], 900, f, cwd=self.tree)
         if rc != 0:
             raise RunnerError(f"building the cxl kselftests failed (log: {logf})")
+
+
+def pack_cpio(root: Path, out: Path) -> None:
+    """The directory `root` as a newc cpio archive (an initramfs) in `out`."""
+    with out.open("wb") as cpio:
+        find = subprocess.Popen(["find", "."], cwd=root, stdout=subprocess.PIPE)
+        rc = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, stdin=find.stdout,
+                            stdout=cpio).returncode
+        find.wait()
+    if rc != 0:
+        raise RunnerError(f"cpio failed packing {root} into {out}")
 
 
 def qemu_cmd(kernel: Path, initrd: Path, append: str) -> List[str]:

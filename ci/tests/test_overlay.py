@@ -5,13 +5,9 @@ import unittest
 from pathlib import Path
 
 from cxlsr import overlay
-from cxlsr.source import GIT
 from cxlsr.util import RunnerError
 
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(GIT + list(args), cwd=cwd, check=True, text=True,
-                          stdout=subprocess.PIPE).stdout
+from .helpers import base_tree, git
 
 
 class OverlayTest(unittest.TestCase):
@@ -21,12 +17,7 @@ class OverlayTest(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory()
         root = Path(self.tmp.name)
         self.tree, self.repo = root / "tree", root / "repo"
-        (self.tree / "drivers/dax").mkdir(parents=True)
-        (self.tree / "drivers/dax/Makefile").write_text("obj-y += hmem/\n")
-        git(self.tree, "init", "-q", "-b", "base")
-        git(self.tree, "add", "-A")
-        git(self.tree, "commit", "-qm", "base")
-        git(self.tree, "tag", "cxl-sr-base")
+        base_tree(self.tree, {"drivers/dax/Makefile": "obj-y += hmem/\n"})
         (self.repo / "kunit").mkdir(parents=True)
         (self.repo / "kunit/x_kunit.c").write_text("// test\n")
         (self.repo / "kernel-tree-overlay").mkdir()

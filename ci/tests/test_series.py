@@ -5,8 +5,9 @@ import unittest
 from pathlib import Path
 
 from cxlsr import overlay, series
-from cxlsr.source import GIT
 from cxlsr.util import RunnerError
+
+from .helpers import base_tree, git
 
 # Sends files under drivers/ to the list, nothing else: enough MAINTAINERS.
 GET_MAINTAINER = """#!/usr/bin/perl
@@ -14,11 +15,6 @@ my $f = $ARGV[-1];
 print "someone <x\\@example.org>\\n";
 print "linux-cxl\\@vger.kernel.org (open list)\\n" if $f =~ m{^drivers/};
 """
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(GIT + list(args), cwd=cwd, check=True, text=True,
-                          stdout=subprocess.PIPE).stdout
 
 
 class SeriesTest(unittest.TestCase):
@@ -29,15 +25,9 @@ class SeriesTest(unittest.TestCase):
         self.addCleanup(self.tmp.cleanup)
         root = Path(self.tmp.name)
         self.tree, self.repo = root / "src" / "tree", root / "repo"
-        (self.tree / "drivers/dax").mkdir(parents=True)
-        (self.tree / "drivers/dax/Makefile").write_text("obj-y += hmem/\n")
-        (self.tree / "drivers/dax/bus.c").write_text("int a;\n")
-        (self.tree / "scripts").mkdir()
-        (self.tree / "scripts/get_maintainer.pl").write_text(GET_MAINTAINER)
-        git(self.tree, "init", "-q", "-b", "base")
-        git(self.tree, "add", "-A")
-        git(self.tree, "commit", "-qm", "base")
-        git(self.tree, "tag", "cxl-sr-base")
+        base_tree(self.tree, {"drivers/dax/Makefile": "obj-y += hmem/\n",
+                              "drivers/dax/bus.c": "int a;\n",
+                              "scripts/get_maintainer.pl": GET_MAINTAINER})
         (self.repo / "kunit").mkdir(parents=True)
         (self.repo / "kunit/x_kunit.c").write_text("// test\n")
         (self.repo / "kunit/Makefile").write_text("obj-y += x_kunit.o\n")

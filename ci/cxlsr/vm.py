@@ -91,6 +91,7 @@ class VmBuild:
         cc = ["CC=ccache gcc"] if shutil.which("ccache") else []
         cmd = ["make", "-C", str(self.tree), f"O={self.kdir}", "ARCH=x86_64", f"-j{self.jobs}"] + cc + list(args)
         logf = self.build / "results" / "vm-build.log"
+        logf.parent.mkdir(parents=True, exist_ok=True)
         timeout = int(clip(timeout))
         with logf.open("a") as out:
             rc = stream(cmd, timeout, out, cwd=cwd)
@@ -199,6 +200,7 @@ class VmBuild:
     def _selftests(self, root: Path) -> None:
         out = self.build / "vm-kselftest"
         logf = self.build / "results" / "vm-build.log"
+        logf.parent.mkdir(parents=True, exist_ok=True)
         with logf.open("a") as f:
             rc = stream(["make", "-C", "tools/testing/selftests", "TARGETS=cxl", f"O={out}",
                          f"INSTALL_PATH={root / 'kselftest'}", "install"], 900, f, cwd=self.tree)

@@ -669,7 +669,8 @@ static int match_hmem(struct device *dev, const void *unused)
 	return !strncmp(dev_name(dev), "hmem.", 5);
 }
 
-static struct hmem_platform_device *register_td(struct kunit *test, struct teardown *td)
+static struct hmem_platform_device *register_td(struct kunit *test, struct teardown *td,
+						bool published)
 {
 	struct hmem_platform_device *host = new_host(test);
 	struct device *dax;
@@ -693,7 +694,7 @@ static struct hmem_platform_device *register_td(struct kunit *test, struct teard
 	KUNIT_ASSERT_NOT_NULL(test, dax);
 	td->dax_bus = dax->bus;
 	put_device(dax);
-	KUNIT_EXPECT_TRUE(test, sr_published());
+	KUNIT_EXPECT_EQ(test, sr_published(), published);
 	KUNIT_EXPECT_FALSE(test, slot_free(test));
 	KUNIT_EXPECT_TRUE(test, memregion_in_use(td->id));
 	return host;
@@ -711,7 +712,7 @@ static void hmem_teardown_order(struct kunit *test)
 	struct hmem_platform_device *host;
 
 	KUNIT_ASSERT_NOT_NULL(test, td);
-	host = register_td(test, td);
+	host = register_td(test, td, true);
 	td->dax_nb.notifier_call = dax_event;
 	KUNIT_ASSERT_EQ(test, bus_register_notifier(td->dax_bus, &td->dax_nb), 0);
 	td->platform_nb.notifier_call = platform_event;
@@ -746,7 +747,7 @@ static void hmem_teardown_interrupted(struct kunit *test)
 	struct hmem_platform_device *host;
 
 	KUNIT_ASSERT_NOT_NULL(test, td);
-	host = register_td(test, td);
+	host = register_td(test, td, true);
 
 	device_release_driver(td->hmem);
 	KUNIT_EXPECT_FALSE(test, sr_published());
@@ -763,9 +764,36 @@ static void hmem_teardown_interrupted(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, slot_free(test));
 }
 
+KUNIT_DEFINE_ACTION_WRAPPER(remove_res, remove_resource, struct resource *);
+
+/*
+ * Plan B cannot publish over a range something else partly claims in iomem:
+ * the hmem device owns the range all the same (its probe does not fail), only
+ * without the "Soft Reserved" entry, and gives everything back when it goes.
+ */
+static void hmem_publish_conflict_still_owns(struct kunit *test)
+{
+	struct teardown *td = kunit_kzalloc(test, sizeof(*td), GFP_KERNEL);
+	struct resource *straddle = kunit_kzalloc(test, sizeof(*straddle), GFP_KERNEL);
+	struct hmem_platform_device *host;
+
+	KUNIT_ASSERT_NOT_NULL(test, td);
+	KUNIT_ASSERT_NOT_NULL(test, straddle);
+	*straddle = DEFINE_RES_MEM_NAMED(td_range.start - SZ_2M, SZ_4M, "dax-hmem-kunit-straddle");
+	KUNIT_ASSERT_EQ(test, insert_resource(&iomem_resource, straddle), 0);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, remove_res, straddle), 0);
+
+	host = register_td(test, td, false);
+
+	device_release_driver(&host->pdev.dev);
+	KUNIT_EXPECT_FALSE(test, memregion_in_use(td->id));
+	KUNIT_EXPECT_TRUE(test, slot_free(test));
+}
+
 static struct kunit_case dax_hmem_teardown_cases[] = {
 	KUNIT_CASE(hmem_teardown_order),
 	KUNIT_CASE(hmem_teardown_interrupted),
+	KUNIT_CASE(hmem_publish_conflict_still_owns),
 	{}
 };
 

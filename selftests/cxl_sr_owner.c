@@ -621,8 +621,9 @@ static int try_region_size(const char *decoder, unsigned long long size, char *r
 TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 300)
 {
 	unsigned long long window = read_u64(CXL_DEVS "/%s/size", self->decoder);
+	unsigned long long free_start;
 	struct dax_dev devs[MAX_DAX];
-	char region[32];
+	char region[32], size[32];
 	int i, n;
 
 	ASSERT_GT(window, self->hmem.size);
@@ -632,8 +633,14 @@ TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 300)
 
 	EXPECT_EQ(0, try_region_size(self->decoder, window - self->hmem.size, region,
 				     sizeof(region)));
-	EXPECT_NE(self->hmem.start,
-		  read_u64(CXL_DEVS "/%s/resource", region));
+	free_start = read_u64(CXL_DEVS "/%s/resource", region);
+	EXPECT_NE(self->hmem.start, free_start);
+	/* Size 0 gives the HPA back to the window, and the same size fits again. */
+	EXPECT_EQ(0, write_str("0", CXL_DEVS "/%s/size", region));
+	EXPECT_EQ(0, read_u64(CXL_DEVS "/%s/size", region));
+	snprintf(size, sizeof(size), "%llu", window - self->hmem.size);
+	EXPECT_EQ(0, write_str(size, CXL_DEVS "/%s/size", region));
+	EXPECT_EQ(free_start, read_u64(CXL_DEVS "/%s/resource", region));
 	EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", self->decoder));
 
 	/* HMEM's dax device is exactly as it was. */

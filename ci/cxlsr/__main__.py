@@ -288,9 +288,10 @@ def cmd_ci(s: Settings, args: argparse.Namespace) -> int:
     """The bots' entry point (see bot.py)."""
     from .bot import run_ci
     out = Path(args.results or os.environ.get("RESULTS_DIR") or s.results).resolve()
-    budget = int(args.budget or os.environ.get("BUDGET") or 5400)
-    if budget <= 0:
-        raise RunnerError(f"BUDGET={budget}: want a number of seconds > 0")
+    given = args.budget or os.environ.get("BUDGET") or "5400"
+    if not given.isdigit() or int(given) <= 0:
+        raise RunnerError(f"BUDGET={given!r}: want a whole number of seconds > 0")
+    budget = int(given)
     return run_ci(REPO, s.results, out, budget, args.ksrc or None)
 
 

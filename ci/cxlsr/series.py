@@ -179,7 +179,11 @@ def export(repo: Path, tree: Path, out: Path) -> Export:
             args = ["format-patch", "-q", "-o", str(out), "--no-signature", "cxl-sr-base..HEAD"]
             if plan.cover:
                 args.insert(1, "--cover-letter")
-            _git(work, *args)
+            # The cover letter is from whoever wrote the series, not the runner.
+            who = re.match(r"(.*?)\s*<([^>]+)>", _git(work, "log", "-1", "--format=%an <%ae>",
+                                                          "cxl-sr-base..HEAD").strip() or "")
+            ident = ["-c", f"user.name={who.group(1)}", "-c", f"user.email={who.group(2)}"] if who else []
+            run(GIT + ident + args, cwd=work, what="git format-patch")
             subjects = _git(work, "log", "--reverse", "--format=%s", "cxl-sr-base..HEAD").splitlines()
         finally:
             subprocess.run(GIT + ["worktree", "remove", "--force", str(work)], cwd=tree,

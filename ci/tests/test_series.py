@@ -59,6 +59,7 @@ class SeriesTest(unittest.TestCase):
         self.assertEqual(ex.subjects, ["dax/bus: Fix a", "dax: Add tests"])
         self.assertEqual([p.name[:5] for p in ex.patches], ["0000-", "0001-", "0002-"])
         cover = ex.patches[0].read_text()
+        self.assertIn("From: Pat Ch <pat@example.org>", cover)
         self.assertIn("The subject", cover)
         self.assertIn("The blurb.", cover)
         self.assertNotIn("***", cover)

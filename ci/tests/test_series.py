@@ -89,18 +89,18 @@ class SeriesTest(unittest.TestCase):
         self.assertNotIn("drivers/dax/tests", problems[0])
 
     def test_manifest_must_use_everything_once(self) -> None:
-        self._manifest("patch 0002-fix.patch\n")
-        with self.assertRaisesRegex(RunnerError, "leaves out: 0001-hook.patch, kunit/Makefile"):
-            series.read_plan(self.repo)
-        self._manifest("patch 0002-fix.patch\npatch 0002-fix.patch\nnew kunit.msg kunit + 0001-hook.patch\n")
-        with self.assertRaisesRegex(RunnerError, "more than once: 0002-fix.patch"):
-            series.read_plan(self.repo)
-        self._manifest("patch 0003-none.patch\n")
-        with self.assertRaisesRegex(RunnerError, "series:2: '0003-none.patch' is not a patch"):
-            series.read_plan(self.repo)
-        self._manifest("new kunit.msg cxl_test\n")
-        with self.assertRaisesRegex(RunnerError, "series:2: no new file under 'cxl_test'"):
-            series.read_plan(self.repo)
+        bad = [
+            ("patch 0002-fix.patch\n", "leaves out: 0001-hook.patch, kunit/Makefile"),
+            ("patch 0002-fix.patch\npatch 0002-fix.patch\nnew kunit.msg kunit + 0001-hook.patch\n",
+             "more than once: 0002-fix.patch"),
+            ("patch 0003-none.patch\n", "series:2: '0003-none.patch' is not a patch"),
+            ("new kunit.msg cxl_test\n", "series:2: no new file under 'cxl_test'"),
+        ]
+        for manifest, error in bad:
+            with self.subTest(manifest=manifest):
+                self._manifest(manifest)
+                with self.assertRaisesRegex(RunnerError, error):
+                    series.read_plan(self.repo)
 
     def test_export_that_misses_the_overlaid_tree_is_refused(self) -> None:
         # The tree moved on after the overlay (a new commit): no longer the same.

@@ -125,7 +125,8 @@ def cmd_run(s: Settings, _: argparse.Namespace) -> int:
         from .vm import run_vm
         log("building the VM kernel, cxl_test and the initramfs")
         layers.append(run_vm(REPO, s.build / "src" / "linux", s.build, s.results, s.jobs,
-                             s.vm_timeout, timings, debug=s.vm_debug))
+                             s.vm_timeout, timings, debug=s.vm_debug,
+                             append=os.environ.get("VM_APPEND", "")))
     atomic_write(s.results / "timings.json", json.dumps(timings) + "\n")
     return report(s, layers, timings, s.results)
 
@@ -147,8 +148,9 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
             # Harness: the harness options that pick the cases that matter (-f FIXTURE...).
             harness = re.search(r"^Harness:\s*(.+?)\s*$", header, re.MULTILINE)
             layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, {},
-                           debug=s.vm_debug, append=("cxlsr.harness=" + ",".join(
-                               harness.group(1).split()) if harness else ""))
+                           debug=s.vm_debug, append=(
+                               f"cxlsr.test={args.expect_fail} cxlsr.harness="
+                               + ",".join(harness.group(1).split()) if harness else ""))
         else:
             layer = run_kunit(kunit_run(s, results))
     finally:

@@ -185,8 +185,11 @@ def mutants(repo: Path, layers: list[str]) -> Tuple[int, int, list[str]]:
         m = re.search(r"^Expect-Fail:\s*(\S+)", patch.read_text(), re.MULTILINE)
         if not m:
             raise RunnerError(f"{patch.name}: no 'Expect-Fail: <suite>' line")
+        cases = re.search(r"^Expect-Cases:\s*(\S+)", patch.read_text(), re.MULTILINE)
         rc = subprocess.run([sys.executable, "-m", "cxlsr", "mutant", str(patch),
-                             "--expect-fail", m.group(1)], cwd=repo / "ci").returncode
+                             "--expect-fail", m.group(1)]
+                            + (["--expect-cases", cases.group(1)] if cases else []),
+                            cwd=repo / "ci").returncode
         if rc == 0:
             passed += 1
         else:

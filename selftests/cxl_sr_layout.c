@@ -1,0 +1,572 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Every Soft Reserved layout cxl_test models (hmem_layout=), in every load
+ * order that decides its owner. The order is chosen, not left to timing:
+ * hmem_hold=1 holds dax_hmem's decision (its wait for CXL probing) until
+ * the test lets it go, and the memdevs get their driver only when the test
+ * runs the coldplug.
+ *
+ *   region_first    regions commit, then HMEM decides, then dax_cxl
+ *                   registers: the order a boot is meant to have
+ *   decision_first  HMEM decides before any memdev has a driver (a CXL
+ *                   driver that loads late: race R1 of the review)
+ *   dax_cxl_first   dax_cxl has registered and claimed the regions when
+ *                   HMEM decides (a late hmem_platform device: race R2)
+ *
+ * For each: who owns every Soft Reserved byte (HMEM, CXL or nobody), no
+ * byte owned twice, one "dax_region resource conflict" and one -12 probe
+ * error per lost arbitration, /proc/iomem as a maintainer reads it ("Soft
+ * Reserved" exactly where HMEM owns, with plan B), a CXL region over HMEM's
+ * HPA refused with -ERANGE, and the owners after dax_hmem and dax_cxl are
+ * reloaded in both orders.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../kselftest_harness.h"
+#include "cxl_sr_lib.h"
+
+#define PARAMS		"/sys/module/cxl_test/parameters"
+#define HOTADD		"/sys/bus/platform/devices/cxl_acpi.0/hotadd_memdev"
+#define MIB		(1024ULL * 1024)
+#define MAX_SR		4
+#define CONFLICT	"dax_region resource conflict"
+#define PROBE_ENOMEM	"failed with error -12"
+
+enum order { REGION_FIRST, DECISION_FIRST, DAX_CXL_FIRST };
+
+/*
+ * Soft Reserved bytes by owner, in MiB: the dax device that holds them in
+ * the DAX Regions arbiter (or none); idle: held by a dax device no driver
+ * could bind. yielded: committed regions CXL left alone (no dax_regionN).
+ */
+struct owners {
+	unsigned long long hmem, cxl, none, idle;
+	int yielded;
+};
+
+FIXTURE(layout) {
+	unsigned long long sr_start[MAX_SR], sr_end[MAX_SR];
+	int nr_sr;
+};
+
+FIXTURE_VARIANT(layout) {
+	const char *layout;
+	enum order order;
+	bool span;		/* a 256M region above region0 before the decision */
+	bool hotadd;		/* cxl_mem.4 arrives on demand */
+	bool innocent;		/* a region on a memdev firmware left alone */
+	struct owners fresh;	/* after the load, in this order */
+	int conflicts;		/* lost arbitrations after the load */
+	struct owners reloaded;	/* after dax_hmem + dax_cxl reload: regions all there */
+	int reload_conflicts;	/* lost arbitrations after each reload */
+};
+
+/*
+ * region: Soft Reserved == region0. CXL owns it when region0 commits
+ * first. When HMEM decides first, region0 commits later over HMEM's System
+ * RAM (kmem) and leaves it alone: no dax_region0, no message (yielded).
+ */
+FIXTURE_VARIANT_ADD(layout, region_region_first) {
+	.layout = "region", .order = REGION_FIRST, .innocent = true,
+	.fresh = { .cxl = 512 }, .reloaded = { .cxl = 512 },
+};
+
+FIXTURE_VARIANT_ADD(layout, region_decision_first) {
+	.layout = "region", .order = DECISION_FIRST, .innocent = true,
+	.fresh = { .hmem = 512, .yielded = 1 }, .reloaded = { .hmem = 512, .yielded = 1 },
+};
+
+FIXTURE_VARIANT_ADD(layout, region_dax_cxl_first) {
+	.layout = "region", .order = DAX_CXL_FIRST,
+	.fresh = { .cxl = 512 }, .reloaded = { .cxl = 512 },
+};
+
+/*
+ * partial: Soft Reserved is all of window 0, region0 half of it. No region
+ * contains it, so HMEM takes all of it; but region0's HPA, still in
+ * /proc/iomem, keeps kmem from binding HMEM's device (idle): in 7.3 nobody
+ * can use the range. Decided first, HMEM's kmem is there before region0,
+ * which yields; after a reload region0's HPA is in the way again.
+ */
+FIXTURE_VARIANT_ADD(layout, partial_region_first) {
+	.layout = "partial", .order = REGION_FIRST,
+	.fresh = { .hmem = 1024, .idle = 1024 }, .conflicts = 1,
+	.reloaded = { .hmem = 1024, .idle = 1024 }, .reload_conflicts = 1,
+};
+
+FIXTURE_VARIANT_ADD(layout, partial_decision_first) {
+	.layout = "partial", .order = DECISION_FIRST,
+	.fresh = { .hmem = 1024, .yielded = 1 },
+	.reloaded = { .hmem = 1024, .idle = 1024, .yielded = 1 },
+};
+
+/*
+ * ...and with dax_cxl first, region0 keeps its half and HMEM's claim on
+ * the whole range loses: the other half has no owner at all (7.3).
+ */
+FIXTURE_VARIANT_ADD(layout, partial_dax_cxl_first) {
+	.layout = "partial", .order = DAX_CXL_FIRST,
+	.fresh = { .cxl = 512, .none = 512 }, .conflicts = 1,
+	.reloaded = { .hmem = 1024, .idle = 1024 }, .reload_conflicts = 1,
+};
+
+/* two_ranges: region0's range goes to CXL, the other range to HMEM. */
+FIXTURE_VARIANT_ADD(layout, two_ranges_region_first) {
+	.layout = "two_ranges", .order = REGION_FIRST,
+	.fresh = { .cxl = 512, .hmem = 512 }, .reloaded = { .cxl = 512, .hmem = 512 },
+};
+
+FIXTURE_VARIANT_ADD(layout, two_ranges_decision_first) {
+	.layout = "two_ranges", .order = DECISION_FIRST,
+	.fresh = { .hmem = 1024, .yielded = 1 }, .reloaded = { .hmem = 1024, .yielded = 1 },
+};
+
+FIXTURE_VARIANT_ADD(layout, two_ranges_dax_cxl_first) {
+	.layout = "two_ranges", .order = DAX_CXL_FIRST,
+	.fresh = { .cxl = 512, .hmem = 512 }, .reloaded = { .cxl = 512, .hmem = 512 },
+};
+
+/*
+ * span: one range over region0 and a second region above it. Neither
+ * contains it: HMEM takes it, both dax_regions lose, and the regions' HPA
+ * keeps kmem off it; with dax_cxl first the regions keep it, HMEM loses.
+ */
+FIXTURE_VARIANT_ADD(layout, span_region_first) {
+	.layout = "span", .order = REGION_FIRST, .span = true,
+	.fresh = { .hmem = 768, .idle = 768 }, .conflicts = 2,
+	.reloaded = { .hmem = 768, .idle = 768 }, .reload_conflicts = 2,
+};
+
+FIXTURE_VARIANT_ADD(layout, span_dax_cxl_first) {
+	.layout = "span", .order = DAX_CXL_FIRST, .span = true,
+	.fresh = { .cxl = 768 }, .conflicts = 1,
+	.reloaded = { .hmem = 768, .idle = 768 }, .reload_conflicts = 2,
+};
+
+/* outside: no CXL window, nothing to wait for; HMEM's at once. */
+FIXTURE_VARIANT_ADD(layout, outside_region_first) {
+	.layout = "outside", .order = REGION_FIRST, .innocent = true,
+	.fresh = { .hmem = 512 }, .reloaded = { .hmem = 512 },
+};
+
+/* no_decoders: all of window 1, which no decoder maps: HMEM's. */
+FIXTURE_VARIANT_ADD(layout, no_decoders_region_first) {
+	.layout = "no_decoders", .order = REGION_FIRST, .innocent = true,
+	.fresh = { .hmem = 2048 }, .reloaded = { .hmem = 2048 },
+};
+
+FIXTURE_VARIANT_ADD(layout, no_decoders_decision_first) {
+	.layout = "no_decoders", .order = DECISION_FIRST,
+	.fresh = { .hmem = 2048 }, .reloaded = { .hmem = 2048 },
+};
+
+/*
+ * hotadd: region0's second member arrives before the decision (CXL's) or
+ * after it (HMEM's, and region0 yields when it commits).
+ */
+FIXTURE_VARIANT_ADD(layout, hotadd_region_first) {
+	.layout = "hotadd", .order = REGION_FIRST, .hotadd = true, .innocent = true,
+	.fresh = { .cxl = 512 }, .reloaded = { .cxl = 512 },
+};
+
+FIXTURE_VARIANT_ADD(layout, hotadd_decision_first) {
+	.layout = "hotadd", .order = DECISION_FIRST, .hotadd = true, .innocent = true,
+	.fresh = { .hmem = 512, .yielded = 1 }, .reloaded = { .hmem = 512, .yielded = 1 },
+};
+
+static int param_int(const char *name)
+{
+	return (int)read_u64(PARAMS "/%s", name);
+}
+
+static bool held(void)
+{
+	return param_int("hmem_held") == 1;
+}
+
+static int walks_wanted;
+
+static bool walked(void)
+{
+	return param_int("hmem_walks") >= walks_wanted;
+}
+
+static bool hmem_all_bound(void)
+{
+	return owns_bound(OWNER_HMEM, count_owned(OWNER_HMEM));
+}
+
+static bool dax_cxl_loaded(void)
+{
+	return module_loaded("dax_cxl");
+}
+
+static bool regions_committed_0(void)
+{
+	return region_committed("region0");
+}
+
+/* Committed regions with no dax_regionN: CXL left their range alone. */
+static int yielded_regions(void)
+{
+	glob_t g;
+	size_t i;
+	int n = 0;
+
+	if (glob(CXL_DEVS "/region*", 0, NULL, &g))
+		return 0;
+	for (i = 0; i < g.gl_pathc; i++) {
+		const char *name = strrchr(g.gl_pathv[i], '/') + 1;
+
+		n += region_committed(name) && !exists(CXL_DEVS "/%s/dax_%s", name, name);
+	}
+	globfree(&g);
+	return n;
+}
+
+/* The owners of the Soft Reserved bytes now; false if a byte has two. */
+static unsigned long long (*cur_sr)[2];
+static int cur_nr_sr;
+
+static bool owners_now(struct owners *o)
+{
+	struct dax_dev devs[MAX_DAX];
+	unsigned long long total = 0;
+	int i, j, n = list_dax(devs);
+
+	memset(o, 0, sizeof(*o));
+	for (j = 0; j < cur_nr_sr; j++)
+		total += cur_sr[j][1] - cur_sr[j][0] + 1;
+	for (i = 0; i < n; i++) {
+		unsigned long long *bytes;
+
+		if (!devs[i].size || devs[i].owner == OWNER_NONE)
+			continue;
+		bytes = devs[i].owner == OWNER_HMEM ? &o->hmem : &o->cxl;
+		for (j = 0; j < cur_nr_sr; j++) {
+			unsigned long long s = devs[i].start, e = devs[i].start + devs[i].size - 1;
+
+			if (s < cur_sr[j][0])
+				s = cur_sr[j][0];
+			if (e > cur_sr[j][1])
+				e = cur_sr[j][1];
+			if (s > e)
+				continue;
+			*bytes += e - s + 1;
+			if (!devs[i].bound)
+				o->idle += e - s + 1;
+		}
+	}
+	o->yielded = yielded_regions();
+	if (o->hmem + o->cxl > total)
+		return false;
+	o->none = (total - o->hmem - o->cxl) / MIB;
+	o->hmem /= MIB;
+	o->cxl /= MIB;
+	o->idle /= MIB;
+	return dax_ranges_disjoint();
+}
+
+static struct owners want;
+static int want_conflicts;
+
+static bool settled(void)
+{
+	struct owners o;
+
+	return owners_now(&o) && o.hmem == want.hmem && o.cxl == want.cxl &&
+	       o.none == want.none && o.idle == want.idle && o.yielded == want.yielded &&
+	       kmsg_count(CONFLICT) >= want_conflicts;
+}
+
+/* What the log of a failed check needs: every dax device and region. */
+static void dump_state(struct __test_metadata *_metadata)
+{
+	struct dax_dev devs[MAX_DAX];
+	static const char * const who[] = { "none", "CXL", "HMEM" };
+	glob_t g;
+	size_t k;
+	int i, n = list_dax(devs);
+
+	for (i = 0; i < n; i++)
+		TH_LOG("%s: %s %#llx+%llu MiB %s", devs[i].name, who[devs[i].owner],
+		       devs[i].start, devs[i].size / MIB, devs[i].bound ? "bound" : "no driver");
+	if (glob(CXL_DEVS "/region*", 0, NULL, &g))
+		return;
+	for (k = 0; k < g.gl_pathc; k++) {
+		const char *name = strrchr(g.gl_pathv[k], '/') + 1;
+
+		TH_LOG("%s: %#llx+%llu MiB commit=%d dax_%s=%s", name,
+		       read_u64(CXL_DEVS "/%s/resource", name),
+		       read_u64(CXL_DEVS "/%s/size", name) / MIB, region_committed(name), name,
+		       exists(CXL_DEVS "/%s/dax_%s/driver", name, name) ? "bound" :
+		       exists(CXL_DEVS "/%s/dax_%s", name, name) ? "unbound" : "none");
+	}
+	globfree(&g);
+}
+
+static unsigned long long sr_ranges[MAX_SR][2];
+
+/* The layout's ranges, as cxl_test published them. */
+static int read_sr(void)
+{
+	char buf[512], *line, *save = NULL;
+	int n = 0;
+	FILE *f = fopen(PARAMS "/hmem_sr", "r");
+
+	if (!f)
+		return 0;
+	buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+	fclose(f);
+	for (line = strtok_r(buf, "\n", &save); line && n < MAX_SR;
+	     line = strtok_r(NULL, "\n", &save))
+		if (sscanf(line, "%llx-%llx", &sr_ranges[n][0], &sr_ranges[n][1]) == 2)
+			n++;
+	cur_sr = sr_ranges;
+	cur_nr_sr = n;
+	return n;
+}
+
+/* The root decoder (CXL window) whose range holds `addr`, into `out`. */
+static bool root_decoder_at(unsigned long long addr, char *out, size_t len)
+{
+	glob_t g;
+	size_t i;
+	bool found = false;
+
+	if (glob(CXL_DEVS "/decoder0.*", 0, NULL, &g))
+		return false;
+	for (i = 0; i < g.gl_pathc && !found; i++) {
+		const char *name = strrchr(g.gl_pathv[i], '/') + 1;
+		unsigned long long start = read_u64(CXL_DEVS "/%s/start", name);
+		unsigned long long size = read_u64(CXL_DEVS "/%s/size", name);
+
+		if (addr >= start && addr < start + size) {
+			snprintf(out, len, "%s", name);
+			found = true;
+		}
+	}
+	globfree(&g);
+	return found;
+}
+
+static void check_owners(struct __test_metadata *_metadata, const struct owners *w,
+			 int conflicts, const char *when)
+{
+	struct owners o = { 0 };
+
+	want = *w;
+	want_conflicts = conflicts;
+	if (!wait_for(settled, SETTLE_MS))
+		dump_state(_metadata);
+	EXPECT_TRUE(owners_now(&o))
+		TH_LOG("%s: a byte of Soft Reserved has two owners", when);
+	EXPECT_EQ(w->hmem, o.hmem) TH_LOG("%s: MiB owned by HMEM", when);
+	EXPECT_EQ(w->cxl, o.cxl) TH_LOG("%s: MiB owned by CXL", when);
+	EXPECT_EQ(w->none, o.none) TH_LOG("%s: MiB owned by nobody", when);
+	EXPECT_EQ(w->idle, o.idle) TH_LOG("%s: MiB of dax devices no driver could bind", when);
+	EXPECT_EQ(w->yielded, o.yielded)
+		TH_LOG("%s: committed regions with no dax region", when);
+	/* Every lost arbitration says so once, and its probe error is there. */
+	EXPECT_EQ(conflicts, kmsg_count(CONFLICT)) TH_LOG("%s: \"%s\" messages", when, CONFLICT);
+	EXPECT_EQ(conflicts, kmsg_count(PROBE_ENOMEM)) TH_LOG("%s: \"%s\" messages", when,
+							      PROBE_ENOMEM);
+}
+
+/* /proc/iomem: CXL's dax devices inside their region; plan B where HMEM owns. */
+static void check_iomem(struct __test_metadata *_metadata, bool published)
+{
+	struct dax_dev devs[MAX_DAX];
+	char path[PATH_MAX], real[PATH_MAX];
+	int i, n = list_dax(devs), hmem = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!devs[i].size)
+			continue;
+		if (devs[i].owner == OWNER_CXL) {
+			char *region;
+
+			snprintf(path, sizeof(path), DAX_DEVS "/%s", devs[i].name);
+			ASSERT_NE(NULL, realpath(path, real));
+			region = strstr(real, "/region");
+			ASSERT_NE(NULL, region);
+			region[strcspn(region + 1, "/") + 1] = '\0';
+			EXPECT_TRUE(iomem_nested(region + 1, devs[i].name))
+				TH_LOG("%s is not inside %s in /proc/iomem", devs[i].name,
+				       region + 1);
+		} else if (devs[i].owner == OWNER_HMEM) {
+			hmem++;
+			if (published)
+				EXPECT_TRUE(iomem_has("Soft Reserved", devs[i].start,
+						      devs[i].start + devs[i].size - 1))
+					TH_LOG("no \"Soft Reserved\" over HMEM's %s", devs[i].name);
+		}
+	}
+	EXPECT_EQ(published ? hmem : 0, iomem_count("Soft Reserved"));
+}
+
+/* A region over HPA that HMEM owns cannot get it, and leaves nothing behind. */
+static void check_hmem_hpa_refused(struct __test_metadata *_metadata)
+{
+	struct dax_dev devs[MAX_DAX];
+	char root[32], region[32];
+	int i, n = list_dax(devs);
+
+	for (i = 0; i < n; i++) {
+		unsigned long long size;
+
+		if (devs[i].owner != OWNER_HMEM || !devs[i].size ||
+		    !root_decoder_at(devs[i].start, root, sizeof(root)))
+			continue;
+		size = read_u64(CXL_DEVS "/%s/size", root);
+		EXPECT_EQ(-ERANGE, try_region_size(root, size, region, sizeof(region)))
+			TH_LOG("a %llu MiB region in %s, where HMEM owns %s", size / MIB, root,
+			       devs[i].name);
+		EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", root));
+	}
+}
+
+static int hold(bool on)
+{
+	return write_str(on ? "1" : "0", PARAMS "/hmem_hold");
+}
+
+FIXTURE_SETUP(layout)
+{
+	bool deferred = strcmp(variant->layout, "outside") != 0;
+	char root[32], region[32];
+
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unload_stack();
+	ASSERT_FALSE(module_loaded("cxl_test"));
+	kmsg_mark();
+
+	if (variant->order == REGION_FIRST)
+		ASSERT_EQ(0, sh("modprobe dax_hmem publish_soft_reserved=1"));
+	if (variant->order == DAX_CXL_FIRST) {
+		ASSERT_EQ(0, sh("modprobe dax_cxl"));
+		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, DRIVER_BOUND_MS));
+	}
+	ASSERT_EQ(0, sh("modprobe cxl_test hmem_layout=%s%s", variant->layout,
+			variant->order == DECISION_FIRST ? "" : " hmem_hold=1"));
+	self->nr_sr = read_sr();
+	ASSERT_LT(0, self->nr_sr) TH_LOG("cxl_test published no Soft Reserved range");
+
+	if (variant->order == DECISION_FIRST) {
+		/* No memdev has a driver yet: HMEM decides on no region at all. */
+		ASSERT_EQ(0, sh("modprobe dax_hmem"));
+		ASSERT_EQ(0, sh("modprobe dax_cxl"));
+		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, SETTLE_MS));
+		EXPECT_EQ(0, count_glob(CXL_DEVS "/region*")) TH_LOG("a region before coldplug");
+		/* HMEM's devices get their driver before any memdev does. */
+		ASSERT_EQ(0, sh("modprobe kmem && modprobe device_dax"));
+		ASSERT_TRUE(wait_for(hmem_all_bound, SETTLE_MS));
+		coldplug();
+		if (variant->hotadd) {
+			ASSERT_EQ(0, write_str("1", HOTADD));
+			ASSERT_TRUE(wait_for(regions_committed_0, SETTLE_MS));
+		}
+		return;
+	}
+
+	/* HMEM's decision is held (nothing to hold when no range is in a window). */
+	if (deferred) {
+		ASSERT_TRUE(wait_for(held, SETTLE_MS))
+			TH_LOG("hmem_held=%d", param_int("hmem_held"));
+	} else {
+		EXPECT_EQ(0, param_int("hmem_held"));
+	}
+	walks_wanted = param_int("hmem_walks") + (deferred ? 1 : 0);
+	coldplug();
+	if (variant->hotadd)
+		ASSERT_EQ(0, write_str("1", HOTADD));
+	ASSERT_TRUE(wait_for(regions_committed_0, SETTLE_MS));
+	if (variant->span) {
+		ASSERT_TRUE(region_root_decoder("region0", root, sizeof(root)));
+		ASSERT_EQ(0, make_ram_region(root, 256 * MIB, region, sizeof(region)))
+			TH_LOG("%s", region_err);
+	}
+	if (variant->order == DAX_CXL_FIRST) {
+		ASSERT_TRUE(wait_for(variant->span ? cxl_owns_two : cxl_owns_one, SETTLE_MS));
+	} else if (deferred) {
+		/* dax_cxl is loaded for region0, but registers only after the decision. */
+		ASSERT_TRUE(wait_for(dax_cxl_loaded, SETTLE_MS));
+		ASSERT_TRUE(held());
+		EXPECT_FALSE(wait_for(dax_cxl_driver_registered, 2000))
+			TH_LOG("dax_cxl registered while HMEM's decision was pending");
+	}
+	ASSERT_EQ(0, hold(false));
+	ASSERT_TRUE(wait_for(walked, SETTLE_MS));
+	if (variant->order == REGION_FIRST)
+		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, SETTLE_MS));
+}
+
+FIXTURE_TEARDOWN(layout)
+{
+	if (module_loaded("cxl_test"))
+		hold(false);
+	unload_stack();
+	EXPECT_FALSE(module_loaded("cxl_test"));
+}
+
+/* A region firmware knew nothing of: never HMEM's business, reloads included. */
+static bool innocent_region(const char *region, unsigned long long start)
+{
+	return region_committed(region) && read_u64(CXL_DEVS "/%s/resource", region) == start;
+}
+
+static bool dax_modules_gone(void)
+{
+	return !module_loaded("dax_cxl") && !module_loaded("dax_hmem");
+}
+
+TEST_F_TIMEOUT(layout, owners, 600)
+{
+	char root[32], innocent[32] = "";
+	unsigned long long istart = 0;
+	int round;
+
+	check_owners(_metadata, &variant->fresh, variant->conflicts, "after the load");
+	check_iomem(_metadata, variant->order == REGION_FIRST);
+	check_hmem_hpa_refused(_metadata);
+
+	if (variant->innocent) {
+		ASSERT_TRUE(region_root_decoder("region0", root, sizeof(root)));
+		ASSERT_EQ(0, make_ram_region(root, 256 * MIB, innocent, sizeof(innocent)))
+			TH_LOG("%s", region_err);
+		istart = read_u64(CXL_DEVS "/%s/resource", innocent);
+	}
+
+	/* Reloaded, each way round: the owners of a load with every region there. */
+	for (round = 0; round < 2; round++) {
+		const char *when = round ? "after modprobe dax_cxl alone" :
+					   "after modprobe dax_hmem, then dax_cxl";
+
+		ASSERT_EQ(0, sh("modprobe -r dax_cxl dax_hmem"));
+		ASSERT_TRUE(wait_for(dax_modules_gone, DRIVER_BOUND_MS));
+		EXPECT_EQ(0, count_owned(OWNER_HMEM));
+		EXPECT_EQ(0, count_owned(OWNER_CXL));
+		if (*innocent)
+			EXPECT_TRUE(innocent_region(innocent, istart)) TH_LOG("%s: %s went", when,
+									      innocent);
+		kmsg_mark();
+		if (!round)
+			ASSERT_EQ(0, sh("modprobe dax_hmem"));
+		ASSERT_EQ(0, sh("modprobe dax_cxl"));
+		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, SETTLE_MS));
+		check_owners(_metadata, &variant->reloaded, variant->reload_conflicts, when);
+		if (*innocent)
+			EXPECT_TRUE(innocent_region(innocent, istart)) TH_LOG("%s: %s went", when,
+									      innocent);
+	}
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,696 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Helpers of the cxl_sr kselftests: see cxl_sr_lib.h. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cxl_sr_lib.h"
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+
+/* Every module cxl_test and the coldplug can bring in, in unload order. */
+static const char *const stack_modules[] = {
+	"dax_cxl", "kmem", "device_dax", "dax_hmem", "cxl_test", "cxl_mock_mem",
+	"cxl_pmem", "cxl_mem", "cxl_port", "cxl_acpi", "cxl_pci", "cxl_mock", "cxl_core",
+};
+
+int sh(const char *fmt, ...)
+{
+	char *cmd;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		return -1;
+	rc = system(cmd);
+	free(cmd);
+	if (rc == -1 || !WIFEXITED(rc))
+		return -1;
+	return WEXITSTATUS(rc);
+}
+
+bool exists(const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	return stat(path, &st) == 0;
+}
+
+/* The first line of a sysfs file, without the newline; "" if unreadable. */
+const char *read_line(char *buf, size_t len, const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	va_list ap;
+	FILE *f;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	buf[0] = '\0';
+	f = fopen(path, "r");
+	if (!f)
+		return buf;
+	if (!fgets(buf, len, f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+unsigned long long read_u64(const char *fmt, const char *dev)
+{
+	char buf[64];
+
+	read_line(buf, sizeof(buf), fmt, dev);
+	return strtoull(buf, NULL, 0);
+}
+
+long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * No udev here: load the driver of every device that has a modalias.
+ * Aliases are resolved against modules.alias here, so that modprobe (slow
+ * under emulation) runs only for a module that exists and is not loaded.
+ */
+struct alias_rule {
+	char pattern[256];
+	char module[64];
+};
+
+static struct alias_rule *rules;
+static int nrules;
+
+static void load_alias_rules(void)
+{
+	char path[PATH_MAX], line[512];
+	struct utsname u;
+	FILE *f;
+	int cap = 0;
+
+	if (rules || uname(&u))
+		return;
+	snprintf(path, sizeof(path), "/lib/modules/%s/modules.alias", u.release);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		struct alias_rule r;
+
+		if (sscanf(line, "alias %255s %63s", r.pattern, r.module) != 2)
+			continue;
+		if (nrules == cap) {
+			struct alias_rule *n = realloc(rules, (cap + 256) * sizeof(*rules));
+
+			if (!n)
+				break;
+			rules = n;
+			cap += 256;
+		}
+		rules[nrules++] = r;
+	}
+	fclose(f);
+}
+
+bool coldplug_round(void)
+{
+	char alias[256];
+	bool loaded = false;
+	size_t j;
+	glob_t g;
+	int k;
+
+	load_alias_rules();
+	if (glob("/sys/bus/*/devices/*/modalias", 0, NULL, &g))
+		return false;
+	for (j = 0; j < g.gl_pathc; j++) {
+		if (!*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]))
+			continue;
+		for (k = 0; k < nrules; k++) {
+			char name[64];
+			size_t c;
+
+			if (fnmatch(rules[k].pattern, alias, 0))
+				continue;
+			snprintf(name, sizeof(name), "%s", rules[k].module);
+			for (c = 0; name[c]; c++)
+				if (name[c] == '-')
+					name[c] = '_';
+			if (!module_loaded(name) && !sh("modprobe -q %s", name))
+				loaded = true;
+		}
+	}
+	globfree(&g);
+	return loaded;
+}
+
+void coldplug(void)
+{
+	int i;
+
+	for (i = 0; i < 10 && coldplug_round(); i++)
+		;
+}
+
+/*
+ * Poll cond() until it holds or timeout_ms pass, loading drivers for devices
+ * that appear meanwhile (dax_region0 only exists once region0 commits).
+ */
+bool wait_for(bool (*cond)(void), int timeout_ms)
+{
+	long long end = now_ms() + timeout_ms;
+
+	do {
+		if (cond())
+			return true;
+		coldplug_round();
+		usleep(100 * 1000);
+	} while (now_ms() < end);
+	return cond();
+}
+
+bool module_loaded(const char *name)
+{
+	return exists("/sys/module/%s/initstate", name);
+}
+
+bool stack_unloaded(void)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(stack_modules); i++)
+		if (exists("/sys/module/%s/initstate", stack_modules[i]))
+			return false;
+	return true;
+}
+
+void unload_stack(void)
+{
+	size_t i;
+	int round;
+
+	/* dax_cxl may still be registering its driver: let that finish. */
+	for (round = 0; round < 3 && !stack_unloaded(); round++) {
+		for (i = 0; i < ARRAY_SIZE(stack_modules); i++)
+			sh("modprobe -r -q %s 2>/dev/null", stack_modules[i]);
+		if (!stack_unloaded())
+			usleep(200 * 1000);
+	}
+}
+
+/* Every dax device, with the driver stack it hangs under. */
+int list_dax(struct dax_dev *out)
+{
+	char path[PATH_MAX], real[PATH_MAX];
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir(DAX_DEVS);
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < MAX_DAX) {
+		struct dax_dev *dd = &out[n];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), DAX_DEVS "/%s", de->d_name);
+		if (!realpath(path, real))
+			continue;
+		snprintf(dd->name, sizeof(dd->name), "%.31s", de->d_name);
+		if (strstr(real, "/hmem_platform."))
+			dd->owner = OWNER_HMEM;
+		else if (strstr(real, "/region"))
+			dd->owner = OWNER_CXL;
+		else
+			dd->owner = OWNER_NONE;
+		dd->start = read_u64(DAX_DEVS "/%s/resource", dd->name);
+		dd->size = read_u64(DAX_DEVS "/%s/size", dd->name);
+		dd->bound = exists(DAX_DEVS "/%s/driver", dd->name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int count_owned(enum owner owner)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, n = list_dax(devs), c = 0;
+
+	for (i = 0; i < n; i++)
+		c += devs[i].owner == owner && devs[i].size;
+	return c;
+}
+
+/*
+ * Settled: `owner` has exactly `want` dax devices and a driver holds each
+ * of them. A dax device nobody has bound yet owns its range in the DAX
+ * Regions arbiter only: nothing is claimed in /proc/iomem, so a region could
+ * still get that HPA. Fast kernels get here before kmem is loaded for it.
+ */
+bool owns_bound(enum owner owner, int want)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, n = list_dax(devs), c = 0;
+
+	for (i = 0; i < n; i++) {
+		if (devs[i].owner != owner || !devs[i].size)
+			continue;
+		if (!devs[i].bound)
+			return false;
+		c++;
+	}
+	return c == want;
+}
+
+/* f. No byte is covered by two dax devices, whoever owns them. */
+bool dax_ranges_disjoint(void)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, j, n = list_dax(devs);
+
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			if (devs[i].size && devs[j].size &&
+			    devs[i].start < devs[j].start + devs[j].size &&
+			    devs[j].start < devs[i].start + devs[i].size)
+				return false;
+	return true;
+}
+
+int count_glob(const char *pattern)
+{
+	glob_t g;
+	int n;
+
+	if (glob(pattern, 0, NULL, &g))
+		return 0;
+	n = g.gl_pathc;
+	globfree(&g);
+	return n;
+}
+
+bool region0_committed(void)
+{
+	char buf[16];
+
+	return !strcmp(read_line(buf, sizeof(buf), CXL_DEVS "/region0/commit"), "1");
+}
+
+bool cxl_owns_one(void)
+{
+	return region0_committed() && owns_bound(OWNER_CXL, 1);
+}
+
+bool hmem_owns_one(void)
+{
+	return owns_bound(OWNER_HMEM, 1);
+}
+
+bool dax_cxl_driver_registered(void)
+{
+	return exists("/sys/bus/cxl/drivers/cxl_dax_region");
+}
+
+/*
+ * /proc/iomem as a maintainer reads it: whether `child` sits directly under
+ * `parent` (one level of indentation deeper, within parent's block).
+ */
+bool iomem_nested(const char *parent, const char *child)
+{
+	char line[512];
+	int pdepth = -1;
+	bool found = false;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		int depth = strspn(line, " ") / 2;
+		char *name = strstr(line, " : ");
+
+		if (!name)
+			continue;
+		name += 3;
+		name[strcspn(name, "\n")] = '\0';
+		if (pdepth >= 0 && depth <= pdepth)
+			pdepth = -1;
+		if (pdepth >= 0 && depth == pdepth + 1 && !strcmp(name, child))
+			found = true;
+		if (pdepth < 0 && !strcmp(name, parent))
+			pdepth = depth;
+	}
+	fclose(f);
+	return found;
+}
+
+bool cxl_test_available(void)
+{
+	return sh("modprobe -n -q cxl_test") == 0;
+}
+
+/*
+ * The harness prints "RUN <test>" before a test starts; on a pipe that line
+ * would sit in the buffer until the test ends. Flush per line, so that a
+ * console log cut short (a hang, a crash) shows which test was running.
+ */
+static void __attribute__((constructor)) line_buffered(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+int write_str(const char *val, const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	va_list ap;
+	int fd, rc = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* The root decoder (CXL window) a region sits under, e.g. "decoder0.0". */
+bool region_root_decoder(const char *region, char *out, size_t len)
+{
+	char path[PATH_MAX], real[PATH_MAX];
+	char *slash;
+
+	snprintf(path, sizeof(path), CXL_DEVS "/%s", region);
+	if (!realpath(path, real))
+		return false;
+	slash = strrchr(real, '/');
+	if (!slash)
+		return false;
+	*slash = '\0';
+	slash = strrchr(real, '/');
+	snprintf(out, len, "%s", slash ? slash + 1 : real);
+	return true;
+}
+
+/* Create a RAM region in the window and ask for `size` bytes of HPA. */
+int try_region_size(const char *decoder, unsigned long long size, char *region,
+		    size_t len)
+{
+	char buf[64];
+	int rc;
+
+	read_line(region, len, CXL_DEVS "/%s/create_ram_region", decoder);
+	if (!*region)
+		return -ENOENT;
+	rc = write_str(region, CXL_DEVS "/%s/create_ram_region", decoder);
+	if (rc)
+		return rc;
+	read_line(buf, sizeof(buf), CXL_DEVS "/%s/interleave_ways", decoder);
+	rc = write_str(buf, CXL_DEVS "/%s/interleave_ways", region);
+	if (rc)
+		return rc;
+	read_line(buf, sizeof(buf), CXL_DEVS "/%s/interleave_granularity", decoder);
+	rc = write_str(buf, CXL_DEVS "/%s/interleave_granularity", region);
+	if (rc)
+		return rc;
+	snprintf(buf, sizeof(buf), "%llu", size);
+	return write_str(buf, CXL_DEVS "/%s/size", region);
+}
+
+/* Why the last make_ram_region() failed, for the test log. */
+char region_err[256];
+
+int region_fail(int rc, const char *what, const char *name)
+{
+	snprintf(region_err, sizeof(region_err), "%s %s: %s", what, name, strerror(-rc));
+	return rc;
+}
+
+/*
+ * Endpoint decoder X.0 of each memdev firmware left alone: no endpoint
+ * decoder of its port holds DPA. (Endpoint decoders allocate in id order.)
+ */
+int free_endpoint_decoders(char names[][32], int max)
+{
+	char pattern[PATH_MAX];
+	glob_t g, port;
+	size_t i, j;
+	int n = 0;
+
+	if (glob(CXL_DEVS "/decoder*.0/dpa_size", 0, NULL, &g))
+		return 0;
+	for (i = 0; i < g.gl_pathc && n < max; i++) {
+		char name[32];
+		bool busy = false;
+
+		/* .../decoderP.0/dpa_size -> decoderP.0 */
+		snprintf(name, sizeof(name), "%s", g.gl_pathv[i] + strlen(CXL_DEVS "/"));
+		name[strcspn(name, "/")] = '\0';
+		snprintf(pattern, sizeof(pattern), CXL_DEVS "/%.*s.*/dpa_size",
+			 (int)(strrchr(name, '.') - name), name);
+		if (glob(pattern, 0, NULL, &port))
+			continue;
+		for (j = 0; j < port.gl_pathc; j++)
+			busy |= read_u64("%s", port.gl_pathv[j]) != 0;
+		globfree(&port);
+		if (!busy)
+			snprintf(names[n++], 32, "%s", name);
+	}
+	globfree(&g);
+	return n;
+}
+
+/*
+ * A one-way RAM region of `size` bytes in root decoder `root`, made the way
+ * `cxl create-region` makes it, through sysfs: HPA, then the DPA of the
+ * first free memdev the window reaches, target, commit, bind.
+ */
+int make_ram_region(const char *root, unsigned long long size, char *region,
+		    size_t len)
+{
+	char cand[32][32], buf[64];
+	int i, n = free_endpoint_decoders(cand, 32), rc;
+
+	region_err[0] = '\0';
+	rc = try_region_size(root, size, region, len);
+	if (rc)
+		return region_fail(rc, "HPA allocation for", region);
+	snprintf(buf, sizeof(buf), "%llu", size);
+	for (i = 0; i < n; i++) {
+		if (!write_str("ram", CXL_DEVS "/%s/mode", cand[i]) &&
+		    !write_str(buf, CXL_DEVS "/%s/dpa_size", cand[i]) &&
+		    !write_str(cand[i], CXL_DEVS "/%s/target0", region))
+			break;
+		write_str("0", CXL_DEVS "/%s/dpa_size", cand[i]);
+	}
+	if (i == n)
+		return region_fail(-ENODEV, "no free memdev reachable from", root);
+	rc = write_str("1", CXL_DEVS "/%s/commit", region);
+	if (rc)
+		return region_fail(rc, "commit", region);
+	rc = write_str(region, "/sys/bus/cxl/drivers/cxl_region/bind");
+	if (rc)
+		return region_fail(rc, "bind", region);
+	return 0;
+}
+
+bool region_committed(const char *region)
+{
+	char buf[16];
+
+	return !strcmp(read_line(buf, sizeof(buf), CXL_DEVS "/%s/commit", region), "1");
+}
+
+bool cxl_owns_two(void)
+{
+	return owns_bound(OWNER_CXL, 2);
+}
+
+/* Kernel log lines written since kmsg_mark(). */
+static int kmsg_fd = -1;
+static char *kmsg_text;
+static size_t kmsg_len;
+
+void kmsg_mark(void)
+{
+	if (kmsg_fd < 0)
+		kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	if (kmsg_fd >= 0)
+		lseek(kmsg_fd, 0, SEEK_END);
+	kmsg_len = 0;
+}
+
+bool kmsg_has(const char *needle)
+{
+	char rec[8192];
+	ssize_t n;
+
+	while (kmsg_fd >= 0 && (n = read(kmsg_fd, rec, sizeof(rec) - 1)) > 0) {
+		char *msg = strchr(rec, ';'), *grown;
+
+		rec[n] = '\0';
+		msg = msg ? msg + 1 : rec;
+		msg[strcspn(msg, "\n")] = '\0';
+		grown = realloc(kmsg_text, kmsg_len + strlen(msg) + 2);
+		if (!grown)
+			break;
+		kmsg_text = grown;
+		kmsg_len += sprintf(kmsg_text + kmsg_len, "%s\n", msg);
+	}
+	return kmsg_len && strstr(kmsg_text, needle);
+}
+
+/* How often `needle` occurs in the kernel log since kmsg_mark(). */
+int kmsg_count(const char *needle)
+{
+	const char *at;
+	int n = 0;
+
+	kmsg_has(needle);
+	for (at = kmsg_text; kmsg_len && (at = strstr(at, needle)); at += strlen(needle))
+		n++;
+	return n;
+}
+
+/* How many /proc/iomem entries are called `name`. */
+int iomem_count(const char *name)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *sep;
+
+		line[strcspn(line, "\n")] = '\0';
+		sep = strstr(line, " : ");
+		n += sep && !strcmp(sep + 3, name);
+	}
+	fclose(f);
+	return n;
+}
+
+/* Whether /proc/iomem has an entry `name` spanning exactly [start, end]. */
+bool iomem_has(const char *name, unsigned long long start, unsigned long long end)
+{
+	unsigned long long s, e;
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *sep;
+
+		line[strcspn(line, "\n")] = '\0';
+		sep = strstr(line, " : ");
+		if (sep && !strcmp(sep + 3, name) && sscanf(line, " %llx-%llx", &s, &e) == 2)
+			found = s == start && e == end;
+	}
+	fclose(f);
+	return found;
+}
+
+bool dax_region_conflict_logged(void)
+{
+	return kmsg_has("dax_region resource conflict");
+}
+
+bool hmem_region_present(void)
+{
+	return count_glob(HMEM_TEST_DEV "/hmem.*/dax_region") == 1;
+}
+
+/* The size of HMEM's dax region: the span it holds in the arbiter. */
+unsigned long long hmem_region_size(void)
+{
+	unsigned long long size = 0;
+	glob_t g;
+
+	if (glob(HMEM_TEST_DEV "/hmem.*/dax_region/size", 0, NULL, &g))
+		return 0;
+	size = read_u64("%s", g.gl_pathv[0]);
+	globfree(&g);
+	return size;
+}
+
+/* The first /proc/iomem entry called `name`: its range, or false. */
+bool iomem_find(const char *name, unsigned long long *start, unsigned long long *end)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *sep;
+
+		line[strcspn(line, "\n")] = '\0';
+		sep = strstr(line, " : ");
+		if (sep && !strcmp(sep + 3, name))
+			found = sscanf(line, " %llx-%llx", start, end) == 2;
+	}
+	fclose(f);
+	return found;
+}
+
+bool soft_reserved_published(void)
+{
+	unsigned long long start, end;
+
+	return iomem_find("Soft Reserved", &start, &end);
+}
+
+bool cxl_owns_sr(void)
+{
+	return owns_bound(OWNER_CXL, 1);
+}
+
+/* Disable HMEM's device (hmem.N under the test's hmem_platform). */
+int hmem_let_go(void)
+{
+	char hmem[PATH_MAX];
+	glob_t g;
+
+	if (glob(HMEM_TEST_DEV "/hmem.*", 0, NULL, &g))
+		return -ENOENT;
+	snprintf(hmem, sizeof(hmem), "%s", strrchr(g.gl_pathv[0], '/') + 1);
+	globfree(&g);
+	return write_str(hmem, "/sys/bus/platform/drivers/hmem/unbind");
+}

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
@@ -52,8 +53,6 @@ struct owners {
 };
 
 FIXTURE(layout) {
-	unsigned long long sr_start[MAX_SR], sr_end[MAX_SR];
-	int nr_sr;
 };
 
 FIXTURE_VARIANT(layout) {
@@ -438,13 +437,17 @@ static int hold(bool on)
 	return write_str(on ? "1" : "0", PARAMS "/hmem_hold");
 }
 
-FIXTURE_SETUP(layout)
+/*
+ * Load the stack with the variant's layout, in the variant's order, up to
+ * the point where HMEM has decided. The layout fixture's setup, and one
+ * round of the stress test.
+ */
+static void load_in_order(struct __test_metadata *_metadata,
+			  const FIXTURE_VARIANT(layout) *variant)
 {
 	bool deferred = strcmp(variant->layout, "outside") != 0;
 	char root[32], region[32];
 
-	if (!cxl_test_available())
-		SKIP(return, "cxl_test is not installed for this kernel");
 	unload_stack();
 	ASSERT_FALSE(module_loaded("cxl_test"));
 	kmsg_mark();
@@ -457,8 +460,7 @@ FIXTURE_SETUP(layout)
 	}
 	ASSERT_EQ(0, sh("modprobe cxl_test hmem_layout=%s%s", variant->layout,
 			variant->order == DECISION_FIRST ? "" : " hmem_hold=1"));
-	self->nr_sr = read_sr();
-	ASSERT_LT(0, self->nr_sr) TH_LOG("cxl_test published no Soft Reserved range");
+	ASSERT_LT(0, read_sr()) TH_LOG("cxl_test published no Soft Reserved range");
 
 	if (variant->order == DECISION_FIRST) {
 		/* No memdev has a driver yet: HMEM decides on no region at all. */
@@ -507,6 +509,13 @@ FIXTURE_SETUP(layout)
 	ASSERT_TRUE(wait_for(walked, SETTLE_MS));
 	if (variant->order == REGION_FIRST)
 		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, SETTLE_MS));
+}
+
+FIXTURE_SETUP(layout)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	load_in_order(_metadata, variant);
 }
 
 FIXTURE_TEARDOWN(layout)
@@ -566,6 +575,60 @@ TEST_F_TIMEOUT(layout, owners, 600)
 		if (*innocent)
 			EXPECT_TRUE(innocent_region(innocent, istart)) TH_LOG("%s: %s went", when,
 									      innocent);
+	}
+}
+
+/*
+ * Bounded stress: CXL_SR_STRESS_ROUNDS loads of the whole stack (default
+ * 3), each in a layout and order picked at random among the layout
+ * fixture's variants (seed: CXL_SR_STRESS_SEED, else the clock, logged),
+ * each giving that variant's owners after the load. Leaks and splats are
+ * the kernel log's to show (kmemleak is scanned when the VM ends).
+ */
+FIXTURE(stress) {
+};
+
+FIXTURE_SETUP(stress)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+}
+
+FIXTURE_TEARDOWN(stress)
+{
+	if (module_loaded("cxl_test"))
+		hold(false);
+	unload_stack();
+	EXPECT_FALSE(module_loaded("cxl_test"));
+}
+
+TEST_F_TIMEOUT(stress, rounds, 1800)
+{
+	const char *env_rounds = getenv("CXL_SR_STRESS_ROUNDS");
+	const char *env_seed = getenv("CXL_SR_STRESS_SEED");
+	struct __fixture_variant_metadata *v, *all[64];
+	unsigned int seed = env_seed ? strtoul(env_seed, NULL, 0) : (unsigned int)time(NULL);
+	int rounds = env_rounds ? atoi(env_rounds) : 3;
+	int n = 0, r;
+
+	for (v = _layout_fixture_object.variant; v && n < 64; v = v->next)
+		all[n++] = v;
+	ASSERT_LT(0, n);
+	TH_LOG("%d rounds, seed %u (CXL_SR_STRESS_SEED)", rounds, seed);
+	srand(seed);
+	for (r = 0; r < rounds; r++) {
+		const FIXTURE_VARIANT(layout) *lv;
+		char when[96];
+
+		v = all[rand() % n];
+		lv = v->data;
+		snprintf(when, sizeof(when), "round %d (%s)", r + 1, v->name);
+		load_in_order(_metadata, lv);
+		check_owners(_metadata, &lv->fresh, lv->conflicts, when);
+		ASSERT_TRUE(_metadata->exit_code == KSFT_PASS) TH_LOG("%s: owners differ", when);
+		hold(false);
+		unload_stack();
+		ASSERT_FALSE(module_loaded("cxl_test")) TH_LOG("%s: the stack did not unload", when);
 	}
 }
 

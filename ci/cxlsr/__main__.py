@@ -146,11 +146,12 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
             from .vm import run_vm
             results.mkdir(parents=True, exist_ok=True)
             # Harness: the harness options that pick the cases that matter (-f FIXTURE...).
-            harness = re.search(r"^Harness:\s*(.+?)\s*$", header, re.MULTILINE)
+            found = re.search(r"^Harness:\s*(.+?)\s*$", header, re.MULTILINE)
+            harness = args.harness or (found.group(1) if found else "")
             layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, {},
                            debug=s.vm_debug, append=(
                                f"cxlsr.test={args.expect_fail} cxlsr.harness="
-                               + ",".join(harness.group(1).split()) if harness else ""))
+                               + ",".join(harness.split()) if harness else ""))
         else:
             layer = run_kunit(kunit_run(s, results))
     finally:
@@ -367,6 +368,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="cases of SUITE that must each fail")
     m.add_argument("--layer", choices=("kunit", "vm"), default="",
                    help="the layer to run (default: the patch's Layer: header, else kunit)")
+    m.add_argument("--harness", default="", metavar="OPTIONS",
+                   help="VM layer: kselftest harness options picking the cases"
+                        " (default: the patch's Harness: header)")
     m.add_argument("--reverse", action="store_true",
                    help="leave the patch out (apply it in reverse) instead of applying it")
     sub.add_parser("bench", help="time each stage of a cold and a warm run")

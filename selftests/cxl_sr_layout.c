@@ -285,6 +285,24 @@ static bool settled(void)
 	       kmsg_count(CONFLICT) >= want_conflicts;
 }
 
+/* /proc/iomem from the first CXL window on: how the claims nest. */
+static void dump_iomem(struct __test_metadata *_metadata)
+{
+	char line[256];
+	bool on = false;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		on |= strstr(line, "CXL Window") != NULL;
+		if (on)
+			TH_LOG("iomem: %s", line);
+	}
+	fclose(f);
+}
+
 /* What the log of a failed check needs: every dax device and region. */
 static void dump_state(struct __test_metadata *_metadata)
 {
@@ -309,6 +327,7 @@ static void dump_state(struct __test_metadata *_metadata)
 		       exists(CXL_DEVS "/%s/dax_%s", name, name) ? "unbound" : "none");
 	}
 	globfree(&g);
+	dump_iomem(_metadata);
 }
 
 static unsigned long long sr_ranges[MAX_SR][2];

@@ -218,6 +218,9 @@ void unload_stack(void)
 	size_t i;
 	int round;
 
+	/* A decision cxl_test holds would hold the unload: let it go. */
+	if (exists("/sys/module/cxl_test/parameters/hmem_hold"))
+		write_str("0", "/sys/module/cxl_test/parameters/hmem_hold");
 	/* dax_cxl may still be registering its driver: let that finish. */
 	for (round = 0; round < 3 && !stack_unloaded(); round++) {
 		for (i = 0; i < ARRAY_SIZE(stack_modules); i++)

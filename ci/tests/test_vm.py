@@ -5,7 +5,8 @@ import unittest
 from pathlib import Path
 
 from cxlsr.vm import (BEGIN, END, Boot, VmBuild, boot_message, config_mismatches,
-                      extract_ktap, kernel_seconds_at, running_test, split_kselftest)
+                      extract_ktap, kernel_seconds_at, running_test, selftest_programs,
+                      split_kselftest)
 
 # What run_kselftest.sh prints for a harness program, as it reaches the console.
 CONSOLE = f"""[    1.0] booting
@@ -77,6 +78,19 @@ class VmTest(unittest.TestCase):
     def test_kernel_seconds_at(self) -> None:
         self.assertEqual(kernel_seconds_at(CONSOLE, "reboot: Power down"), 20.0)
         self.assertIsNone(kernel_seconds_at(CONSOLE, "Run /init"))
+
+    def test_selftest_programs(self) -> None:
+        # The programs the Makefile builds, not every .c (a helper library is none).
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            mk = Path(d) / "Makefile"
+            mk.write_text("CFLAGS += -Wall\nTEST_GEN_PROGS := b_prog \\\n\ta_prog\n"
+                          "TEST_GEN_PROGS += c_prog\nLOCAL_HDRS += lib.h\n"
+                          "$(TEST_GEN_PROGS): lib.c\n")
+            self.assertEqual(["a_prog", "b_prog", "c_prog"], selftest_programs(mk))
+        repo = Path(__file__).resolve().parents[2]
+        self.assertEqual(["cxl_sr_layout", "cxl_sr_owner"],
+                         selftest_programs(repo / "selftests" / "Makefile"))
 
     def test_no_markers(self) -> None:
         self.assertEqual(extract_ktap("Kernel panic - not syncing\n"), "")

@@ -569,8 +569,11 @@ static void load_in_order(struct __test_metadata *_metadata,
 		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, SETTLE_MS));
 }
 
+static long long t_setup;
+
 FIXTURE_SETUP(layout)
 {
+	t_setup = now_ms();
 	if (!cxl_test_available())
 		SKIP(return, "cxl_test is not installed for this kernel");
 	load_in_order(_metadata, variant);
@@ -635,6 +638,7 @@ TEST_F_TIMEOUT(layout, owners, 600)
 			EXPECT_TRUE(innocent_region(innocent, istart)) TH_LOG("%s: %s went", when,
 									      innocent);
 	}
+	TH_LOG("%s: %lld ms from load to the last check", variant->layout, now_ms() - t_setup);
 }
 
 /*

@@ -34,7 +34,8 @@
 #include "cxl_sr_lib.h"
 
 #define PARAMS		"/sys/module/cxl_test/parameters"
-#define HOTADD		"/sys/bus/platform/devices/cxl_acpi.0/hotadd_memdev"
+#define CXL_ACPI	"/sys/bus/platform/devices/cxl_acpi.0"
+#define HOTADD		CXL_ACPI "/hotadd_memdev"
 #define MIB		(1024ULL * 1024)
 #define MAX_SR		4
 #define CONFLICT	"dax_region resource conflict"
@@ -639,6 +640,85 @@ TEST_F_TIMEOUT(layout, owners, 600)
 									      innocent);
 	}
 	TH_LOG("%s: %lld ms from load to the last check", variant->layout, now_ms() - t_setup);
+}
+
+/*
+ * Seed point (g), as 7.3 has it: deleting an auto-assembled region resets
+ * its decoders, so firmware's programming is gone with it; the Soft Reserved
+ * range HMEM left to it then has no owner. cxl_test's registry stands in
+ * for firmware across a re-enumeration (cxl_acpi unbind and bind): region0
+ * comes back only when decoder_reset_preserve_registry kept the programming.
+ */
+FIXTURE(auto_delete) {
+	int decoders;
+};
+
+FIXTURE_VARIANT(auto_delete) {
+	bool preserve;
+};
+
+FIXTURE_VARIANT_ADD(auto_delete, decoders_reset) {
+	.preserve = false,
+};
+
+FIXTURE_VARIANT_ADD(auto_delete, registry_preserved) {
+	.preserve = true,
+};
+
+static const struct _fixture_variant_layout cxl_owns_region0 = {
+	.layout = "region", .order = REGION_FIRST, .fresh = { .cxl = 512 },
+};
+
+FIXTURE_SETUP(auto_delete)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	load_in_order(_metadata, &cxl_owns_region0);
+	check_owners(_metadata, &cxl_owns_region0.fresh, 0, "after the load");
+	self->decoders = count_glob(CXL_DEVS "/decoder*");
+}
+
+FIXTURE_TEARDOWN(auto_delete)
+{
+	unload_stack();
+	EXPECT_FALSE(module_loaded("cxl_test"));
+}
+
+static int decoders_now;
+
+static bool decoders_back(void)
+{
+	return count_glob(CXL_DEVS "/decoder*") == decoders_now;
+}
+
+TEST_F_TIMEOUT(auto_delete, rediscovery, 300)
+{
+	const struct owners nobody = { .none = 512 }, cxl = { .cxl = 512 };
+	char root[32];
+
+	ASSERT_TRUE(region_root_decoder("region0", root, sizeof(root)));
+	ASSERT_EQ(0, write_str(variant->preserve ? "1" : "0",
+			       CXL_ACPI "/decoder_reset_preserve_registry"));
+	ASSERT_EQ(0, write_str("region0", CXL_DEVS "/%s/delete_region", root));
+	EXPECT_FALSE(exists(CXL_DEVS "/region0"));
+	check_owners(_metadata, &nobody, 0, "after delete_region");
+
+	/* Re-enumerate: what the decoders hold now is what comes back. */
+	ASSERT_EQ(0, write_str("cxl_acpi.0", "/sys/bus/platform/drivers/cxl_acpi/unbind"));
+	ASSERT_EQ(0, write_str("cxl_acpi.0", "/sys/bus/platform/drivers/cxl_acpi/bind"));
+	decoders_now = self->decoders;
+	ASSERT_TRUE(wait_for(decoders_back, SETTLE_MS))
+		TH_LOG("%d decoders after the rebind, %d before",
+		       count_glob(CXL_DEVS "/decoder*"), self->decoders);
+	if (variant->preserve) {
+		ASSERT_TRUE(wait_for(regions_committed_0, SETTLE_MS))
+			TH_LOG("region0 not rediscovered from the preserved programming");
+		check_owners(_metadata, &cxl, 0, "after the rebind");
+	} else {
+		EXPECT_FALSE(wait_for(regions_committed_0, 5000))
+			TH_LOG("region0 came back although its decoders were reset");
+		check_owners(_metadata, &nobody, 0, "after the rebind");
+	}
 }
 
 /*

@@ -26,6 +26,8 @@ for a in $args; do
 	cxlsr.test=*) program=${a#cxlsr.test=}; filter="-t cxl:$program" ;;
 	cxlsr.harness=*) harness=$(echo "${a#cxlsr.harness=}" | tr , ' ') ;;
 	cxlsr.gcov=1) gcov=1 ;;
+	cxlsr.stress=*) export CXL_SR_STRESS_ROUNDS=${a#cxlsr.stress=} ;;
+	cxlsr.seed=*) export CXL_SR_STRESS_SEED=${a#cxlsr.seed=} ;;
 	esac
 done
 # Coverage counts what the tests run, not the boot.

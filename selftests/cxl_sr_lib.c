@@ -587,9 +587,13 @@ int kmsg_count(const char *needle)
 	return n;
 }
 
-/* How many /proc/iomem entries are called `name`. */
-int iomem_count(const char *name)
+/*
+ * The /proc/iomem entries called `name`: how many, and the ranges of the
+ * first `max` of them.
+ */
+static int iomem_entries(const char *name, unsigned long long (*ranges)[2], int max)
 {
+	unsigned long long s, e;
 	char line[512];
 	int n = 0;
 	FILE *f = fopen("/proc/iomem", "r");
@@ -601,32 +605,34 @@ int iomem_count(const char *name)
 
 		line[strcspn(line, "\n")] = '\0';
 		sep = strstr(line, " : ");
-		n += sep && !strcmp(sep + 3, name);
+		if (!sep || strcmp(sep + 3, name) || sscanf(line, " %llx-%llx", &s, &e) != 2)
+			continue;
+		if (n < max) {
+			ranges[n][0] = s;
+			ranges[n][1] = e;
+		}
+		n++;
 	}
 	fclose(f);
 	return n;
 }
 
+/* How many /proc/iomem entries are called `name`. */
+int iomem_count(const char *name)
+{
+	return iomem_entries(name, NULL, 0);
+}
+
 /* Whether /proc/iomem has an entry `name` spanning exactly [start, end]. */
 bool iomem_has(const char *name, unsigned long long start, unsigned long long end)
 {
-	unsigned long long s, e;
-	char line[512];
-	bool found = false;
-	FILE *f = fopen("/proc/iomem", "r");
+	unsigned long long r[16][2];
+	int i, n = iomem_entries(name, r, 16);
 
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char *sep;
-
-		line[strcspn(line, "\n")] = '\0';
-		sep = strstr(line, " : ");
-		if (sep && !strcmp(sep + 3, name) && sscanf(line, " %llx-%llx", &s, &e) == 2)
-			found = s == start && e == end;
-	}
-	fclose(f);
-	return found;
+	for (i = 0; i < n && i < 16; i++)
+		if (r[i][0] == start && r[i][1] == end)
+			return true;
+	return false;
 }
 
 bool dax_region_conflict_logged(void)
@@ -655,22 +661,13 @@ unsigned long long hmem_region_size(void)
 /* The first /proc/iomem entry called `name`: its range, or false. */
 bool iomem_find(const char *name, unsigned long long *start, unsigned long long *end)
 {
-	char line[512];
-	bool found = false;
-	FILE *f = fopen("/proc/iomem", "r");
+	unsigned long long r[1][2];
 
-	if (!f)
+	if (!iomem_entries(name, r, 1))
 		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char *sep;
-
-		line[strcspn(line, "\n")] = '\0';
-		sep = strstr(line, " : ");
-		if (sep && !strcmp(sep + 3, name))
-			found = sscanf(line, " %llx-%llx", start, end) == 2;
-	}
-	fclose(f);
-	return found;
+	*start = r[0][0];
+	*end = r[0][1];
+	return true;
 }
 
 bool soft_reserved_published(void)

@@ -308,6 +308,16 @@ def verdicts(summary: Path) -> Dict[str, str]:
     return out
 
 
+def keep_run(results: Path, dest: Path) -> None:
+    """A copy of one run's logs and results: a flake is only worth its log."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for f in results.iterdir():
+        if f.is_file() and f.suffix in (".log", ".ktap", ".json", ".xml"):
+            shutil.copy2(f, dest / f.name)
+
+
 def cmd_repeat(s: Settings, args: argparse.Namespace) -> int:
     """Run the main job N times in a row (nothing is rebuilt after the first)
     and compare the verdicts: any case whose verdict changes is a flake."""
@@ -319,6 +329,7 @@ def cmd_repeat(s: Settings, args: argparse.Namespace) -> int:
         rc = cmd_run(s, args)
         seconds.append(round(time.monotonic() - t0, 1))
         runs.append(verdicts(s.results / "summary.json"))
+        keep_run(s.results, s.results / "repeat" / f"run{i}")
         log(f"repeat: run {i}: exit {rc}, {seconds[-1]}s")
     keys = sorted(set().union(*runs))
     flaky = {k: [r.get(k, "-") for r in runs] for k in keys if len({r.get(k, "-") for r in runs}) > 1}

@@ -46,6 +46,12 @@ class RepeatTest(unittest.TestCase):
         self.assertEqual(doc["flaky"]["kunit/dax_regions/race_one_winner"], ["PASS", "FAIL", "PASS"])
         self.assertEqual(doc["flaky"]["layer:kunit"], ["ok", "failed", "ok"])
 
+    def test_each_run_keeps_its_results(self) -> None:
+        self.repeat(["PASS", "FAIL"])
+        for i, status in ((1, "PASS"), (2, "FAIL")):
+            doc = json.loads((self.s.results / "repeat" / f"run{i}" / "summary.json").read_text())
+            self.assertEqual(doc["suites"]["dax_regions"]["cases"][1]["status"], status)
+
     def test_a_steady_failure_is_not_a_pass(self) -> None:
         self.assertEqual(self.repeat(["FAIL", "FAIL"]), 1)
 

@@ -198,11 +198,6 @@ static bool walked(void)
 	return param_int("hmem_walks") >= walks_wanted;
 }
 
-static bool hmem_all_bound(void)
-{
-	return owns_bound(OWNER_HMEM, count_owned(OWNER_HMEM));
-}
-
 static bool dax_cxl_loaded(void)
 {
 	return module_loaded("dax_cxl");
@@ -272,6 +267,14 @@ static bool owners_now(struct owners *o)
 	o->cxl /= MIB;
 	o->idle /= MIB;
 	return dax_ranges_disjoint();
+}
+
+/* HMEM has every Soft Reserved byte, and a driver on each of its devices. */
+static bool hmem_owns_all_sr(void)
+{
+	struct owners o;
+
+	return owners_now(&o) && !o.cxl && !o.none && !o.idle;
 }
 
 static struct owners want;
@@ -527,9 +530,12 @@ static void load_in_order(struct __test_metadata *_metadata,
 		ASSERT_EQ(0, sh("modprobe dax_cxl"));
 		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, SETTLE_MS));
 		EXPECT_EQ(0, count_glob(CXL_DEVS "/region*")) TH_LOG("a region before coldplug");
-		/* HMEM's devices get their driver before any memdev does. */
+		/*
+		 * With no region, HMEM takes every range; its devices get their
+		 * driver (kmem claims the ranges) before any memdev has one.
+		 */
 		ASSERT_EQ(0, sh("modprobe kmem && modprobe device_dax"));
-		ASSERT_TRUE(wait_for(hmem_all_bound, SETTLE_MS));
+		ASSERT_TRUE(wait_for(hmem_owns_all_sr, SETTLE_MS)) dump_state(_metadata);
 		coldplug();
 		if (variant->hotadd) {
 			ASSERT_EQ(0, write_str("1", HOTADD));

@@ -511,7 +511,7 @@ static void load_in_order(struct __test_metadata *_metadata,
 	char root[32], region[32];
 
 	unload_stack();
-	ASSERT_FALSE(module_loaded("cxl_test"));
+	ASSERT_TRUE(stack_unloaded()) TH_LOG("%s still loaded from before", stack_left());
 	kmsg_mark();
 
 	if (variant->order == REGION_FIRST)
@@ -591,7 +591,7 @@ FIXTURE_TEARDOWN(layout)
 	if (module_loaded("cxl_test"))
 		hold(false);
 	unload_stack();
-	EXPECT_FALSE(module_loaded("cxl_test"));
+	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
 }
 
 /* A region firmware knew nothing of: never HMEM's business, reloads included. */
@@ -687,7 +687,7 @@ FIXTURE_SETUP(auto_delete)
 FIXTURE_TEARDOWN(auto_delete)
 {
 	unload_stack();
-	EXPECT_FALSE(module_loaded("cxl_test"));
+	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
 }
 
 static int decoders_now;
@@ -748,7 +748,7 @@ FIXTURE_TEARDOWN(stress)
 	if (module_loaded("cxl_test"))
 		hold(false);
 	unload_stack();
-	EXPECT_FALSE(module_loaded("cxl_test"));
+	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
 }
 
 TEST_F_TIMEOUT(stress, rounds, 1800)

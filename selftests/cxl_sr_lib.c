@@ -203,31 +203,43 @@ bool module_loaded(const char *name)
 	return exists("/sys/module/%s/initstate", name);
 }
 
-bool stack_unloaded(void)
+/* The first module of the stack still loaded, or NULL. */
+const char *stack_left(void)
 {
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(stack_modules); i++)
 		if (exists("/sys/module/%s/initstate", stack_modules[i]))
-			return false;
-	return true;
+			return stack_modules[i];
+	return NULL;
+}
+
+bool stack_unloaded(void)
+{
+	return !stack_left();
 }
 
 void unload_stack(void)
 {
+	long long end;
 	size_t i;
-	int round;
 
 	/* A decision cxl_test holds would hold the unload: let it go. */
 	if (exists("/sys/module/cxl_test/parameters/hmem_hold"))
 		write_str("0", "/sys/module/cxl_test/parameters/hmem_hold");
-	/* dax_cxl may still be registering its driver: let that finish. */
-	for (round = 0; round < 3 && !stack_unloaded(); round++) {
+	/*
+	 * dax_cxl may still be registering its driver, kmem still taking its
+	 * memory away: retry, for a while, rather than leave a module (and its
+	 * parameters) to the next test.
+	 */
+	end = now_ms() + UNLOAD_MS;
+	do {
 		for (i = 0; i < ARRAY_SIZE(stack_modules); i++)
 			sh("modprobe -r -q %s 2>/dev/null", stack_modules[i]);
-		if (!stack_unloaded())
-			usleep(200 * 1000);
-	}
+		if (stack_unloaded())
+			return;
+		usleep(200 * 1000);
+	} while (now_ms() < end);
 }
 
 /* Every dax device, with the driver stack it hangs under. */

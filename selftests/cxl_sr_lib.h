@@ -13,6 +13,7 @@
 
 #define SETTLE_MS	90000
 #define DRIVER_BOUND_MS	10000
+#define UNLOAD_MS	30000
 #define CXL_DEVS	"/sys/bus/cxl/devices"
 #define DAX_DEVS	"/sys/bus/dax/devices"
 #define HMEM_TEST_DEV	"/sys/bus/platform/devices/hmem_platform.1"
@@ -36,6 +37,7 @@ bool coldplug_round(void);
 bool wait_for(bool (*cond)(void), int timeout_ms);
 void coldplug(void);
 bool module_loaded(const char *name);
+const char *stack_left(void);
 bool stack_unloaded(void);
 void unload_stack(void);
 int list_dax(struct dax_dev *out);

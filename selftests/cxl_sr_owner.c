@@ -49,7 +49,7 @@ FIXTURE_SETUP(cxl_sr)
 	if (!cxl_test_available())
 		SKIP(return, "cxl_test is not installed for this kernel");
 	unload_stack();
-	ASSERT_FALSE(module_loaded("cxl_test")) TH_LOG("cxl_test still loaded from before");
+	ASSERT_TRUE(stack_unloaded()) TH_LOG("%s still loaded from before", stack_left());
 	ASSERT_EQ(0, sh("modprobe cxl_test %s", variant->params))
 		TH_LOG("modprobe cxl_test %s failed", variant->params);
 	coldplug();

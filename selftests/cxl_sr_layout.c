@@ -437,11 +437,24 @@ static bool regions_nest_in_windows(char *bad, size_t len)
 }
 
 /* /proc/iomem: CXL's dax devices inside their region; plan B where HMEM owns. */
+/* Every CXL dax device has its driver: its range is claimed in /proc/iomem. */
+static bool cxl_all_bound(void)
+{
+	return owns_bound(OWNER_CXL, count_owned(OWNER_CXL));
+}
+
 static void check_iomem(struct __test_metadata *_metadata, bool published)
 {
 	struct dax_dev devs[MAX_DAX];
 	char path[PATH_MAX], real[PATH_MAX], bad[160];
-	int i, n = list_dax(devs), hmem = 0;
+	int i, n, hmem = 0;
+
+	/*
+	 * The owners settled on the Soft Reserved bytes only: a CXL dax device
+	 * elsewhere (an innocent region's) may still be waiting for kmem.
+	 */
+	EXPECT_TRUE(wait_for(cxl_all_bound, SETTLE_MS)) dump_state(_metadata);
+	n = list_dax(devs);
 
 	for (i = 0; i < n; i++) {
 		if (!devs[i].size)

@@ -203,11 +203,6 @@ static bool dax_cxl_loaded(void)
 	return module_loaded("dax_cxl");
 }
 
-static bool regions_committed_0(void)
-{
-	return region_committed("region0");
-}
-
 /* Committed regions with no dax_regionN: CXL left their range alone. */
 static int yielded_regions(void)
 {
@@ -227,8 +222,9 @@ static int yielded_regions(void)
 }
 
 /* The owners of the Soft Reserved bytes now; false if a byte has two. */
-static unsigned long long (*cur_sr)[2];
-static int cur_nr_sr;
+/* The layout's Soft Reserved ranges, [start, end], as cxl_test published them. */
+static unsigned long long sr[MAX_SR][2];
+static int nr_sr;
 
 static bool owners_now(struct owners *o)
 {
@@ -237,21 +233,21 @@ static bool owners_now(struct owners *o)
 	int i, j, n = list_dax(devs);
 
 	memset(o, 0, sizeof(*o));
-	for (j = 0; j < cur_nr_sr; j++)
-		total += cur_sr[j][1] - cur_sr[j][0] + 1;
+	for (j = 0; j < nr_sr; j++)
+		total += sr[j][1] - sr[j][0] + 1;
 	for (i = 0; i < n; i++) {
 		unsigned long long *bytes;
 
 		if (!devs[i].size || devs[i].owner == OWNER_NONE)
 			continue;
 		bytes = devs[i].owner == OWNER_HMEM ? &o->hmem : &o->cxl;
-		for (j = 0; j < cur_nr_sr; j++) {
+		for (j = 0; j < nr_sr; j++) {
 			unsigned long long s = devs[i].start, e = devs[i].start + devs[i].size - 1;
 
-			if (s < cur_sr[j][0])
-				s = cur_sr[j][0];
-			if (e > cur_sr[j][1])
-				e = cur_sr[j][1];
+			if (s < sr[j][0])
+				s = sr[j][0];
+			if (e > sr[j][1])
+				e = sr[j][1];
 			if (s > e)
 				continue;
 			*bytes += e - s + 1;
@@ -334,8 +330,6 @@ static void dump_state(struct __test_metadata *_metadata)
 	dump_iomem(_metadata);
 }
 
-static unsigned long long sr_ranges[MAX_SR][2];
-
 /* The layout's ranges, as cxl_test published them. */
 static int read_sr(void)
 {
@@ -349,10 +343,9 @@ static int read_sr(void)
 	fclose(f);
 	for (line = strtok_r(buf, "\n", &save); line && n < MAX_SR;
 	     line = strtok_r(NULL, "\n", &save))
-		if (sscanf(line, "%llx-%llx", &sr_ranges[n][0], &sr_ranges[n][1]) == 2)
+		if (sscanf(line, "%llx-%llx", &sr[n][0], &sr[n][1]) == 2)
 			n++;
-	cur_sr = sr_ranges;
-	cur_nr_sr = n;
+	nr_sr = n;
 	return n;
 }
 
@@ -552,7 +545,7 @@ static void load_in_order(struct __test_metadata *_metadata,
 		coldplug();
 		if (variant->hotadd) {
 			ASSERT_EQ(0, write_str("1", HOTADD));
-			ASSERT_TRUE(wait_for(regions_committed_0, SETTLE_MS));
+			ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS));
 		}
 		return;
 	}
@@ -568,7 +561,7 @@ static void load_in_order(struct __test_metadata *_metadata,
 	coldplug();
 	if (variant->hotadd)
 		ASSERT_EQ(0, write_str("1", HOTADD));
-	ASSERT_TRUE(wait_for(regions_committed_0, SETTLE_MS));
+	ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS));
 	if (variant->span) {
 		ASSERT_TRUE(region_root_decoder("region0", root, sizeof(root)));
 		ASSERT_EQ(0, make_ram_region(root, 256 * MIB, region, sizeof(region)))
@@ -730,11 +723,11 @@ TEST_F_TIMEOUT(auto_delete, rediscovery, 300)
 		TH_LOG("%d decoders after the rebind, %d before",
 		       count_glob(CXL_DEVS "/decoder*"), self->decoders);
 	if (variant->preserve) {
-		ASSERT_TRUE(wait_for(regions_committed_0, SETTLE_MS))
+		ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS))
 			TH_LOG("region0 not rediscovered from the preserved programming");
 		check_owners(_metadata, &cxl, 0, "after the rebind");
 	} else {
-		EXPECT_FALSE(wait_for(regions_committed_0, 5000))
+		EXPECT_FALSE(wait_for(region0_committed, 5000))
 			TH_LOG("region0 came back although its decoders were reset");
 		check_owners(_metadata, &nobody, 0, "after the rebind");
 	}

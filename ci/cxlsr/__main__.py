@@ -215,7 +215,7 @@ def cmd_prefixes(s: Settings, _: argparse.Namespace) -> int:
     from . import series
     from .vm import VmBuild
     tree = prepare(s, {})
-    series.export(REPO, tree.path, s.build / "series")
+    series.export(REPO, tree.path, s.build / "series-check", series.CHECK_SENDER)
     git = source.GIT
     ref = run(git + ["rev-parse", "--abbrev-ref", "HEAD"], cwd=tree.path).stdout.strip()
     shas = run(git + ["rev-list", "--reverse", f"cxl-sr-base..{series.UPSTREAM}"],
@@ -276,13 +276,17 @@ def cmd_coverage(s: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_series(s: Settings, _: argparse.Namespace) -> int:
-    """Export the overlay as an upstream series into build/series and check
-    it: `git am` on the base gives the overlaid tree, checkpatch is clean."""
-    from . import checks
+    """Export the overlay as upstream series into build/series/NAME, from and
+    signed off by your git identity, and check them: each applies alone, all
+    of them on the base give the overlaid tree, the mails lint and checkpatch
+    clean."""
+    from . import checks, series
+    who = series.sender(REPO)
     tree = prepare(s, {})
     out = s.build / "series"
-    passed, failed, bad = checks.series_check(REPO, tree.path, out)
-    print("\n".join(sorted(p.name for p in out.glob("*.patch"))))
+    history = s.ksrc if s.ksrc and (s.ksrc / ".git").exists() else None
+    passed, failed, bad = checks.series_check(REPO, tree.path, out, who, history)
+    print("\n".join(sorted(str(p.relative_to(out)) for p in out.rglob("*.patch"))))
     print(f"series: {passed} checks passed, {failed} failed" + (": " + "; ".join(bad) if bad else ""))
     return 1 if failed else 0
 

@@ -29,9 +29,10 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from . import overlay
+from .series import CHECK_SENDER
 from .kunitrun import KunitRun
 from .util import RunnerError, atomic_write, log
 from .vm import boot, boot_message
@@ -97,27 +98,33 @@ def checkpatch(repo: Path, tree: Path) -> Tuple[int, int, list[str]]:
     return len(jobs) - len(bad), len(bad), bad
 
 
-def series_check(repo: Path, tree: Path, out: Path) -> Tuple[int, int, list[str]]:
-    """The exported upstream series: `git am` on the base gives the overlaid
-    tree (one check), and each mail is checkpatch --strict clean (one each)."""
+def series_check(repo: Path, tree: Path, out: Path, who: str,
+                 history: Optional[Path] = None) -> Tuple[int, int, list[str]]:
+    """The exported upstream series, signed off by `who`: each series applies
+    alone and `git am` of all of them on the base gives the overlaid tree (one
+    check), each mail reads as a reviewer wants it (one check: series.lint())
+    and is checkpatch --strict clean (one each)."""
     from . import series
     try:
-        ex = series.export(repo, tree, out)
+        ex = series.export(repo, tree, out, who)
     except RunnerError as e:
         print(f"series: {e}", file=sys.stderr)
         return 0, 1, [str(e)]
     problems = series.verify(ex, tree)
-    for p in problems:
+    said = series.lint(ex, series.test_names(repo), history)
+    for p in problems + said:
         print(f"series: {p}", file=sys.stderr)
+    if history is None:
+        log("series: Fixes: ids not resolved (KSRC is not a git tree with history)")
     mails = [p for p in ex.patches if not p.name.startswith("0000-")]
     bad = []
-    for name, said in checkpatch_files(mails, tree):
+    for name, out_ in checkpatch_files(mails, tree):
         bad.append(name)
-        print(f"checkpatch: {name}:\n{said}", file=sys.stderr)
-    log(f"series: {len(mails)} patches in {out}; git am on the base: "
-        + ("differs or fails" if problems else "gives the overlaid tree"))
-    failed = len(bad) + (1 if problems else 0)
-    return 1 + len(mails) - failed, failed, bad + problems
+        print(f"checkpatch: {name}:\n{out_}", file=sys.stderr)
+    log(f"series: {', '.join(f'{x.name} {len(x.patches)}' for x in ex.parts)} mails in {out}; "
+        "git am on the base: " + ("differs or fails" if problems else "gives the overlaid tree"))
+    failed = len(bad) + (1 if problems else 0) + (1 if said else 0)
+    return 2 + len(mails) - failed, failed, bad + problems + said
 
 
 @contextlib.contextmanager
@@ -279,7 +286,8 @@ def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
     _record(results, "checkpatch", p, f, bad)
     ok &= f == 0
 
-    p, f, bad = series_check(repo, tree, s.build / "series")
+    history = s.ksrc if s.ksrc and (s.ksrc / ".git").exists() else None
+    p, f, bad = series_check(repo, tree, s.build / "series-check", CHECK_SENDER, history)
     _record(results, "series", p, f, bad)
     ok &= f == 0
 

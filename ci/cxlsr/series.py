@@ -5,19 +5,24 @@ The overlay lands as "new files, then the fix patches" (overlay.py); upstream
 wants one logical change per patch with the tests after what they test.
 kernel-tree-overlay/export/series says how to regroup: each line is a patch of
 the series as it is, or a commit of new files (with patches folded in) and its
-message. The export is built in a scratch worktree of the overlaid tree and
-written with `git format-patch --cover-letter`; verify() applies it with
-`git am` to the pristine base and requires the very tree the overlay gives.
+message, and `series NAME` starts another series, for another tree and its own
+maintainers (driver core, resource). The export is built in a scratch worktree
+of the overlaid tree, authored and signed off by the sender (their git
+identity), and written with `git format-patch --signoff`, one directory a
+series, To/Cc from get_maintainer.pl; verify() applies each series alone, then
+all of them, with `git am` to the pristine base and requires the very tree the
+overlay gives; lint() reads each mail as a reviewer's script would.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from .overlay import NEW_FILE_DIRS, SERIES_DIR, Overlay
 from .source import GIT
@@ -36,18 +41,44 @@ class Step:
 
 
 @dataclass
+class Part:
+    """One series to send: its commits in order, its cover letter."""
+    name: str
+    steps: List[Step] = field(default_factory=list)
+    cover: Optional[Path] = None
+
+
+@dataclass
 class Plan:
-    steps: List[Step]
-    cover: Optional[Path]
+    parts: List[Part]
+
+    @property
+    def steps(self) -> List[Step]:
+        return [s for part in self.parts for s in part.steps]
 
 
-def author_of(patch: Path) -> str:
-    """The From: of a git-format patch, unfolded."""
-    head = patch.read_text().split("\n\n", 1)[0]
-    m = re.search(r"^From: (.*(?:\n[ \t].*)*)", head, re.M)
+# Who `make check` and `make prefixes` sign the export as: a check, not a mail.
+CHECK_SENDER = "cxl-sr series check <series-check@localhost.invalid>"
+# RFC 2606 / 6761 names: nobody can reply to a patch signed off there.
+RESERVED = re.compile(r"@(?:[^>]*\.)?(?:example(?:\.(?:com|net|org))?|invalid|test|localhost)>$")
+
+
+def sender(repo: Path) -> str:
+    """`Name <email>` of whoever runs `make series`: git's author identity
+    (user.name/user.email, or GIT_AUTHOR_NAME/GIT_AUTHOR_EMAIL), which signs
+    off every mail. None configured, or a reserved address: one clear error."""
+    proc = subprocess.run(["git", "-c", "user.useConfigOnly=true", "var", "GIT_AUTHOR_IDENT"],
+                          cwd=repo, text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    m = re.match(r"(.+<[^>]+>)", proc.stdout.strip()) if proc.returncode == 0 else None
     if not m:
-        raise RunnerError(f"{patch.name}: no From: header")
-    return " ".join(m.group(1).split())
+        raise RunnerError("make series signs off every patch with your git identity: "
+                          "set user.name and user.email (git config), or GIT_AUTHOR_NAME "
+                          "and GIT_AUTHOR_EMAIL")
+    who = m.group(1).strip()
+    if RESERVED.search(who):
+        raise RunnerError(f"make series: '{who}' is a placeholder address (reserved domain); "
+                          "sign off with your own: set user.email or GIT_AUTHOR_EMAIL")
+    return who
 
 
 def read_plan(repo: Path) -> Plan:
@@ -62,8 +93,8 @@ def read_plan(repo: Path) -> Plan:
     new_files = dict((f.relative_to(repo).as_posix(), (f, dst)) for f, dst in ov.new_files())
     used_patches: Dict[str, int] = {}
     used_files: Dict[str, int] = {}
-    steps: List[Step] = []
-    cover = None
+    parts: List[Part] = [Part("cxl")]
+    steps = parts[0].steps
     for n, raw in enumerate(manifest.read_text().splitlines(), 1):
         words = raw.split("#", 1)[0].split()
         if not words:
@@ -100,12 +131,19 @@ def read_plan(repo: Path) -> Plan:
                 used_patches[name] = used_patches.get(name, 0) + 1
             steps.append(step)
         elif kind == "cover" and len(args) == 1:
-            cover = base / args[0]
-            if not cover.is_file():
+            parts[-1].cover = base / args[0]
+            if not parts[-1].cover.is_file():
                 raise RunnerError(f"{where}: no cover letter {args[0]}")
+        elif kind == "series" and len(args) == 1 and re.fullmatch(r"[a-z0-9-]+", args[0]):
+            if any(p.name == args[0] for p in parts):
+                raise RunnerError(f"{where}: series '{args[0]}' named twice")
+            if not parts[-1].steps:
+                parts.pop()
+            parts.append(Part(args[0]))
+            steps = parts[-1].steps
         else:
-            raise RunnerError(f"{where}: want 'patch NAME', 'new MSG PATH... [+ PATCH...]' "
-                              f"or 'cover FILE': {raw.strip()!r}")
+            raise RunnerError(f"{where}: want 'series NAME', 'patch NAME', "
+                              f"'new MSG PATH... [+ PATCH...]' or 'cover FILE': {raw.strip()!r}")
     twice = [k for k, v in list(used_patches.items()) + list(used_files.items()) if v > 1]
     missing = [k for k in list(patches) + list(new_files)
                if k not in used_patches and k not in used_files]
@@ -113,34 +151,49 @@ def read_plan(repo: Path) -> Plan:
         raise RunnerError(f"{EXPORT}/series uses more than once: {', '.join(twice)}")
     if missing:
         raise RunnerError(f"{EXPORT}/series leaves out: {', '.join(missing)}")
-    return Plan(steps, cover)
+    empty = [p.name for p in parts if not p.steps]
+    if empty:
+        raise RunnerError(f"{EXPORT}/series: series {', '.join(empty)} has no patch")
+    return Plan(parts)
 
 
 def _git(cwd: Path, *args: str, what: str = "") -> str:
     return run(GIT + list(args), cwd=cwd, what=what or f"git {args[0]}").stdout
 
 
-def _build(plan: Plan, work: Path) -> None:
-    """The commits of the plan, on the base, in the scratch worktree."""
-    for step in plan.steps:
-        if step.kind == "patch":
-            _git(work, "am", "-q", "--no-3way", "--keep-cr", str(step.patches[0]),
-                 what=f"git am {step.patches[0].name}")
-            continue
-        assert step.message is not None
-        for f, dst in step.files:
-            target = work / dst
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target)
-        _git(work, "add", "-f", *[dst for _, dst in step.files])
-        for patch in step.patches:
-            _git(work, "apply", "--index", str(patch), what=f"folding {patch.name} in")
-        author = author_of(step.patches[0]) if step.patches else None
-        if author is None:
-            series = [s for s in plan.steps if s.kind == "patch"]
-            author = author_of(series[0].patches[0]) if series else None
-        _git(work, "commit", "-q", "--no-verify", "-F", str(step.message),
-             *(["--author", author] if author else []), what=f"commit of {step.message.name}")
+def _as(who: str) -> List[str]:
+    name, email = re.match(r"(.*?)\s*<([^>]+)>", who).groups()  # type: ignore[union-attr]
+    return ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+
+
+def _build(plan: Plan, work: Path, who: str) -> List[str]:
+    """The commits of the plan, on the base, in the scratch worktree, each
+    authored by `who`; returns the commit each part ends at."""
+    ends = []
+    for part in plan.parts:
+        for step in part.steps:
+            _step(step, work, who)
+        ends.append(_git(work, "rev-parse", "HEAD").strip())
+    return ends
+
+
+def _step(step: Step, work: Path, who: str) -> None:
+    if step.kind == "patch":
+        _git(work, "am", "-q", "--no-3way", "--keep-cr", str(step.patches[0]),
+             what=f"git am {step.patches[0].name}")
+        run(GIT + _as(who) + ["commit", "-q", "--amend", "--no-edit", "--reset-author"],
+            cwd=work, what="git commit --amend")
+        return
+    assert step.message is not None
+    for f, dst in step.files:
+        target = work / dst
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+    _git(work, "add", "-f", *[dst for _, dst in step.files])
+    for patch in step.patches:
+        _git(work, "apply", "--index", str(patch), what=f"folding {patch.name} in")
+    run(GIT + _as(who) + ["commit", "-q", "--no-verify", "-F", str(step.message)],
+        cwd=work, what=f"commit of {step.message.name}")
 
 
 def _fill_cover(cover_patch: Path, cover: Path) -> None:
@@ -151,81 +204,138 @@ def _fill_cover(cover_patch: Path, cover: Path) -> None:
     cover_patch.write_text(text)
 
 
+@contextlib.contextmanager
+def worktree(tree: Path, prefix: str) -> Iterator[Path]:
+    """A scratch worktree of `tree` at cxl-sr-base, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=tree.parent) as tmp:
+        work = Path(tmp) / "linux"
+        _git(tree, "worktree", "add", "-q", "--detach", str(work), "cxl-sr-base",
+             what="git worktree add")
+        try:
+            yield work
+        finally:
+            subprocess.run(GIT + ["worktree", "remove", "--force", str(work)], cwd=tree,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(GIT + ["worktree", "prune"], cwd=tree)
+
+
+def recipients(work: Path, mails: List[Path]) -> List[str]:
+    """format-patch --to/--cc for these mails, as get_maintainer.pl answers
+    in the tree: maintainers To, everyone else (lists, reviewers) Cc."""
+    out = subprocess.run(["perl", "scripts/get_maintainer.pl", "--nogit", "--nogit-fallback",
+                          "--rolestats"] + [str(m) for m in mails], cwd=work, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    args = []
+    for line in out.splitlines():
+        m = re.match(r"\s*(.*?<[^>]+>|[^\s<>()]+@[^\s<>()]+)\s*(?:\((.*)\))?\s*$", line)
+        if m:
+            to = (m.group(2) or "").startswith("maintainer")
+            args += ["--to" if to else "--cc", m.group(1)]
+    return args
+
+
 @dataclass
-class Export:
+class ExportPart:
+    name: str
     out: Path
     patches: List[Path]  # in order, cover letter first when there is one
     subjects: List[str]
 
 
-def export(repo: Path, tree: Path, out: Path) -> Export:
-    """Write the series to `out` (emptied first), built on cxl-sr-base of the
-    overlaid `tree` and checked to end at the overlaid tree."""
+@dataclass
+class Export:
+    out: Path
+    parts: List[ExportPart]
+    sender: str
+
+    @property
+    def patches(self) -> List[Path]:
+        return [p for part in self.parts for p in part.patches]
+
+    @property
+    def subjects(self) -> List[str]:
+        return [s for part in self.parts for s in part.subjects]
+
+
+def export(repo: Path, tree: Path, out: Path, who: str) -> Export:
+    """Write each series of the plan to out/NAME (`out` emptied first), built
+    on cxl-sr-base of the overlaid `tree`, from and signed off by `who`, and
+    checked to end at the overlaid tree."""
     plan = read_plan(repo)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix="cxl-sr-series-", dir=tree.parent) as tmp:
-        work = Path(tmp) / "linux"
-        _git(tree, "worktree", "add", "-q", "--detach", str(work), "cxl-sr-base",
-             what="git worktree add")
-        try:
-            _build(plan, work)
-            if subprocess.run(GIT + ["diff", "--quiet", "HEAD", _head(tree)], cwd=work).returncode:
-                stat = _git(work, "diff", "--stat", "HEAD", _head(tree))
-                raise RunnerError(f"{EXPORT}/series does not give the overlaid tree:\n{stat}")
-            # Kept as a branch of the tree's repository, for `make prefixes`.
-            _git(work, "branch", "-f", UPSTREAM, "HEAD")
-            args = ["format-patch", "-q", "-o", str(out), "--no-signature", "cxl-sr-base..HEAD"]
-            if plan.cover:
+    parts = []
+    with worktree(tree, "cxl-sr-series-") as work:
+        ends = _build(plan, work, who)
+        if subprocess.run(GIT + ["diff", "--quiet", "HEAD", _head(tree)], cwd=work).returncode:
+            stat = _git(work, "diff", "--stat", "HEAD", _head(tree))
+            raise RunnerError(f"{EXPORT}/series does not give the overlaid tree:\n{stat}")
+        # Kept as a branch of the tree's repository, for `make prefixes`.
+        _git(work, "branch", "-f", UPSTREAM, "HEAD")
+        start = "cxl-sr-base"
+        for part, end in zip(plan.parts, ends):
+            dest = out / part.name
+            rng = f"{start}..{end}"
+            args = ["format-patch", "-q", "-o", str(dest), "--no-signature", "--signoff",
+                    "--thread=shallow", rng]
+            if part.cover:
                 args.insert(1, "--cover-letter")
-            # The cover letter is from whoever wrote the series, not the runner.
-            who = re.match(r"(.*?)\s*<([^>]+)>", _git(work, "log", "-1", "--format=%an <%ae>",
-                                                          "cxl-sr-base..HEAD").strip() or "")
-            ident = ["-c", f"user.name={who.group(1)}", "-c", f"user.email={who.group(2)}"] if who else []
-            run(GIT + ident + args, cwd=work, what="git format-patch")
-            subjects = _git(work, "log", "--reverse", "--format=%s", "cxl-sr-base..HEAD").splitlines()
-        finally:
-            subprocess.run(GIT + ["worktree", "remove", "--force", str(work)], cwd=tree,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            subprocess.run(GIT + ["worktree", "prune"], cwd=tree)
-    patches = sorted(out.glob("*.patch"))
-    if plan.cover:
-        _fill_cover(patches[0], plan.cover)
-    return Export(out, patches, subjects)
+            run(GIT + _as(who) + args, cwd=work, what="git format-patch")
+            # Once more, with the recipients get_maintainer.pl names for them.
+            to = recipients(work, sorted(dest.glob("*.patch")))
+            shutil.rmtree(dest)
+            run(GIT + _as(who) + args[:1] + to + args[1:], cwd=work, what="git format-patch")
+            patches = sorted(dest.glob("*.patch"))
+            if part.cover:
+                _fill_cover(patches[0], part.cover)
+            subjects = _git(work, "log", "--reverse", "--format=%s", rng).splitlines()
+            parts.append(ExportPart(part.name, dest, patches, subjects))
+            start = end
+    return Export(out, parts, who)
 
 
 def _head(tree: Path) -> str:
     return _git(tree, "rev-parse", "HEAD").strip()
 
 
+def _am(work: Path, mails: List[Path]) -> Optional[str]:
+    """git am `mails` in `work`; what went wrong, or None."""
+    am = subprocess.run(GIT + ["am", "-q", "--no-3way"] + [str(p) for p in mails],
+                        cwd=work, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if not am.returncode:
+        return None
+    subprocess.run(GIT + ["am", "--abort"], cwd=work, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return next((ln for ln in am.stdout.splitlines() if "error" in ln.lower()
+                 or "failed" in ln.lower()), am.stdout.strip()[-200:])
+
+
 def verify(ex: Export, tree: Path) -> List[str]:
-    """`git am` of the exported series on the pristine base, in a scratch
-    worktree: returns what is wrong (nothing when it gives the overlaid tree)."""
+    """`git am` of each exported series alone on the pristine base (each goes
+    to its own tree), then of all of them in order, in a scratch worktree:
+    returns what is wrong (nothing when the whole gives the overlaid tree)."""
     problems: List[str] = []
-    mails = [p for p in ex.patches if not p.name.startswith("0000-")]
-    with tempfile.TemporaryDirectory(prefix="cxl-sr-am-", dir=tree.parent) as tmp:
-        work = Path(tmp) / "linux"
-        _git(tree, "worktree", "add", "-q", "--detach", str(work), "cxl-sr-base",
-             what="git worktree add")
-        try:
-            am = subprocess.run(GIT + ["am", "-q", "--no-3way"] + [str(p) for p in mails],
-                                cwd=work, text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-            if am.returncode:
-                problems.append("git am of the exported series fails: "
-                                + next((ln for ln in am.stdout.splitlines() if "error" in ln.lower()
-                                        or "failed" in ln.lower()), am.stdout.strip()[-200:]))
-            elif subprocess.run(GIT + ["diff", "--quiet", "HEAD", _head(tree)], cwd=work).returncode:
-                problems.append("the exported series applied to the base differs from the "
-                                "overlaid tree")
-            else:
-                problems += unlisted(work)
-        finally:
-            subprocess.run(GIT + ["worktree", "remove", "--force", str(work)], cwd=tree,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            subprocess.run(GIT + ["worktree", "prune"], cwd=tree)
+    with worktree(tree, "cxl-sr-am-") as work:
+        if len(ex.parts) > 1:
+            for part in ex.parts:
+                why = _am(work, _mails(part.patches))
+                if why:
+                    problems.append(f"series {part.name} does not apply alone to the base: {why}")
+                _git(work, "checkout", "-q", "-f", "--detach", "cxl-sr-base")
+        why = _am(work, _mails(ex.patches))
+        if why:
+            problems.append(f"git am of the exported series fails: {why}")
+        elif subprocess.run(GIT + ["diff", "--quiet", "HEAD", _head(tree)], cwd=work).returncode:
+            problems.append("the exported series applied to the base differs from the "
+                            "overlaid tree")
+        else:
+            problems += unlisted(work)
     return problems
+
+
+def _mails(patches: List[Path]) -> List[Path]:
+    return [p for p in patches if not p.name.startswith("0000-")]
 
 
 # Where changes to this code must be sent; every file the series adds must
@@ -245,3 +355,79 @@ def unlisted(work: Path) -> List[str]:
         if LIST not in out:
             bad.append(f)
     return [f"MAINTAINERS does not send {', '.join(bad)} to {LIST}"] if bad else []
+
+
+# What a script can check of each mail before it is sent; the rest of the
+# review checklist is docs/review-checklist.md.
+SUITE = re.compile(r"\bcxl-sr-suite\b|\bcxlsr\b|\bcxl_sr\.\w", re.I)
+FIXES = re.compile(r"^Fixes: ([0-9a-f]{12,40}) \(\"(.+)\"\)$")
+TEST_DIRS = ("drivers/dax/tests/", "tools/testing/selftests/cxl/")
+
+
+def test_names(repo: Path) -> List[str]:
+    """Our KUnit suites and cases, kselftest programs, fixtures and cases: a
+    fix's commit message says how the bug was reproduced, not which of our
+    tests saw it. Only names specific enough to search for (an underscore,
+    eight characters or more)."""
+    names = set()
+    for f in (repo / "kunit").glob("*.c"):
+        text = f.read_text()
+        names |= set(re.findall(r"KUNIT_CASE\w*\(\s*(\w+)", text))
+        names |= set(re.findall(r"struct kunit_suite \w+ = \{\s*\.name\s*=\s*\"(\w+)\"", text))
+    for f in (repo / "selftests").glob("*.c"):
+        text = f.read_text()
+        names |= set(re.findall(r"\bTEST_F\w*\(\s*\w+\s*,\s*(\w+)", text))
+        names |= set(re.findall(r"\bFIXTURE\(\s*(\w+)", text))
+        names.add(f.stem)
+    return sorted(n for n in names if "_" in n and len(n) >= 8)
+
+
+def _header(mail: str, name: str) -> str:
+    head = mail.split("\n\n", 1)[0]
+    m = re.search(rf"^{name}: (.*(?:\n[ \t].*)*)", head, re.M)
+    return " ".join(m.group(1).split()) if m else ""
+
+
+def lint(ex: Export, names: List[str], history: Optional[Path]) -> List[str]:
+    """Each mail as a reviewer's script reads it: from and signed off by the
+    sender alone, no test suite of ours named in a fix, Fixes: well formed
+    (and resolved with its subject, when `history` is a git tree of Linux),
+    Cc: stable only on a fix, no patch prefix left inside a subject."""
+    problems: List[str] = []
+    ours = re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b") if names else None
+    for part in ex.parts:
+        for mail in part.patches:
+            text = mail.read_text()
+            where = f"{part.name}/{mail.name}"
+            if _header(text, "From") != ex.sender:
+                problems.append(f"{where}: From: is not the sender ({ex.sender})")
+            if mail.name.startswith("0000-"):
+                continue
+            body = text.split("\n\n", 1)[1].split("\n---\n", 1)[0]
+            sobs = re.findall(r"^Signed-off-by: (.*)$", body, re.M)
+            if sobs != [ex.sender]:
+                problems.append(f"{where}: signed off by {sobs or 'nobody'}, "
+                                f"want the sender alone")
+            if "[PATCH" in re.sub(r"^\[[^]]*\]", "", _header(text, "Subject")):
+                problems.append(f"{where}: a patch prefix inside the subject")
+            adds_tests = any(re.search(rf"^diff --git a/{d}\S* b/{d}\S*\nnew file", text, re.M)
+                             for d in TEST_DIRS)
+            said = SUITE.search(body) or (ours.search(body) if ours and not adds_tests else None)
+            if said:
+                problems.append(f"{where}: names our tests ('{said.group(0)}'): say how it was "
+                                "reproduced instead")
+            fixes = [ln for ln in body.splitlines() if ln.startswith("Fixes:")]
+            for ln in fixes:
+                m = FIXES.match(ln)
+                if not m:
+                    problems.append(f"{where}: malformed '{ln}'")
+                elif history:
+                    got = subprocess.run(["git", "log", "-1", "--format=%s", m.group(1)],
+                                         cwd=history, text=True, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL)
+                    if got.returncode or got.stdout.strip() != m.group(2):
+                        problems.append(f"{where}: {m.group(1)} is not \"{m.group(2)}\" "
+                                        f"in {history}")
+            if re.search(r"^Cc: .*stable@vger\.kernel\.org", body, re.M) and not fixes:
+                problems.append(f"{where}: Cc: stable without a Fixes:")
+    return problems

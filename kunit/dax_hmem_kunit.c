@@ -40,6 +40,8 @@ struct hmem_kunit {
 	unsigned long registered;	/* bit per test_ranges[] index */
 	bool claimed_in_flight;		/* R_UNCLAIMED gets claimed by a slow probe */
 	struct completion *slow_done;
+	bool none_claimed;		/* no committed region claims anything */
+	unsigned long fail;		/* bit per range whose registration fails */
 };
 
 static int range_index(const struct resource *res)
@@ -74,6 +76,8 @@ static bool stub_cxl_claims(const struct resource *res)
 	struct kunit *test = kunit_get_current_test();
 	struct hmem_kunit *ctx = test->priv;
 
+	if (ctx->none_claimed)
+		return false;
 	if (range_index(res) == R_CLAIMED)
 		return true;
 	/* What a CXL probe still in flight at the start of the wait commits. */
@@ -88,8 +92,11 @@ static int stub_register(struct device *host, int target_nid, const struct resou
 	int i = range_index(res);
 
 	KUNIT_EXPECT_GE(test, i, 0);
-	if (i >= 0)
-		__set_bit(i, &ctx->registered);
+	if (i < 0)
+		return 0;
+	if (test_bit(i, &ctx->fail))
+		return -ENOMEM;
+	__set_bit(i, &ctx->registered);
 	return 0;
 }
 
@@ -229,6 +236,24 @@ static void hmem_deferred_pass_takes_unclaimed_once(struct kunit *test)
 	ctx->registered = 0;
 	hmem_process_deferred(host);
 	KUNIT_EXPECT_EQ(test, ctx->registered, 0);
+}
+
+/*
+ * The deferred pass runs once and its result goes nowhere: a range that
+ * fails to register must not cost the ranges after it their owner.
+ */
+static void hmem_deferred_pass_survives_a_failed_range(struct kunit *test)
+{
+	struct hmem_kunit *ctx = test->priv;
+	struct hmem_platform_device *host = new_host(test);
+
+	stub_all(test);
+	ctx->none_claimed = true;
+	__set_bit(R_CLAIMED, &ctx->fail);	/* walked before R_UNCLAIMED */
+	hmem_process_deferred(host);
+	KUNIT_EXPECT_TRUE(test, host->did_probe);
+	KUNIT_EXPECT_EQ_MSG(test, ctx->registered, BIT(R_UNCLAIMED),
+			    "the range after a failed one was not registered");
 }
 
 /*
@@ -567,6 +592,7 @@ static struct kunit_case dax_hmem_defer_cases[] = {
 	KUNIT_CASE_PARAM(hmem_decide_table, decide_gen_params),
 	KUNIT_CASE(hmem_probe_registers_outside_defers_rest),
 	KUNIT_CASE(hmem_deferred_pass_takes_unclaimed_once),
+	KUNIT_CASE(hmem_deferred_pass_survives_a_failed_range),
 	KUNIT_CASE(hmem_rebind_leaves_no_orphan),
 	KUNIT_CASE_SLOW(hmem_hung_probe_bounded_by_timeout),
 	KUNIT_CASE_PARAM(hmem_probe_in_flight_is_waited_for, slow_gen_params),

@@ -256,6 +256,36 @@ static void hmem_deferred_pass_survives_a_failed_range(struct kunit *test)
 			    "the range after a failed one was not registered");
 }
 
+KUNIT_DEFINE_ACTION_WRAPPER(remove_res, remove_resource, struct resource *);
+
+/*
+ * Firmware gives HMEM its Soft Reserved ranges only: a range that is partly
+ * something else (System RAM, in soft_reserve_resource a gap) is not HMEM's,
+ * however much of it is Soft Reserved.
+ */
+static void hmem_partly_soft_reserved_is_not_taken(struct kunit *test)
+{
+	const resource_size_t base = 0x7e0040000000ULL;
+	struct resource *sr = kunit_kzalloc(test, sizeof(*sr), GFP_KERNEL);
+	struct resource all = DEFINE_RES_MEM(base, SZ_256M);
+	struct resource above = DEFINE_RES_MEM(base, SZ_512M);
+	struct resource below = DEFINE_RES_MEM(base - SZ_256M, SZ_512M);
+	struct resource none = DEFINE_RES_MEM(base + SZ_256M, SZ_256M);
+
+	KUNIT_ASSERT_NOT_NULL(test, sr);
+	*sr = DEFINE_RES_NAMED_DESC(base, SZ_256M, "Soft Reserved", IORESOURCE_MEM,
+				    IORES_DESC_SOFT_RESERVED);
+	KUNIT_ASSERT_EQ(test, insert_resource(&soft_reserve_resource, sr), 0);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, remove_res, sr), 0);
+
+	KUNIT_EXPECT_TRUE(test, hmem_is_soft_reserved(&all));
+	KUNIT_EXPECT_FALSE_MSG(test, hmem_is_soft_reserved(&above),
+			       "half Soft Reserved, half not: taken whole");
+	KUNIT_EXPECT_FALSE_MSG(test, hmem_is_soft_reserved(&below),
+			       "half not, half Soft Reserved: taken whole");
+	KUNIT_EXPECT_FALSE(test, hmem_is_soft_reserved(&none));
+}
+
 /*
  * A reload or rebind after CXL's initial probe: nothing is deferred again,
  * and no range is left without an owner: the unclaimed one is HMEM's
@@ -593,6 +623,7 @@ static struct kunit_case dax_hmem_defer_cases[] = {
 	KUNIT_CASE(hmem_probe_registers_outside_defers_rest),
 	KUNIT_CASE(hmem_deferred_pass_takes_unclaimed_once),
 	KUNIT_CASE(hmem_deferred_pass_survives_a_failed_range),
+	KUNIT_CASE(hmem_partly_soft_reserved_is_not_taken),
 	KUNIT_CASE(hmem_rebind_leaves_no_orphan),
 	KUNIT_CASE_SLOW(hmem_hung_probe_bounded_by_timeout),
 	KUNIT_CASE_PARAM(hmem_probe_in_flight_is_waited_for, slow_gen_params),
@@ -803,8 +834,6 @@ static void hmem_teardown_interrupted(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, memregion_in_use(td->id));
 	KUNIT_EXPECT_TRUE(test, slot_free(test));
 }
-
-KUNIT_DEFINE_ACTION_WRAPPER(remove_res, remove_resource, struct resource *);
 
 /*
  * Plan B cannot publish over a range something else partly claims in iomem:

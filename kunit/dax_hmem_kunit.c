@@ -309,17 +309,17 @@ static void hmem_rebind_leaves_no_orphan(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, ctx->registered & BIT(R_CLAIMED));
 }
 
-/* Devices whose probe is slow, hangs until released, or defers forever. */
-enum probe_mode { PROBE_SLOW, PROBE_HANG, PROBE_DEFER_FOREVER };
+/* Devices whose probe runs until released, or defers forever. */
+enum probe_mode { PROBE_HANG, PROBE_DEFER_FOREVER };
 
 struct slow_dev {
 	struct platform_device *pdev;
 	enum probe_mode mode;
-	unsigned int ms;		/* PROBE_SLOW: how long the probe takes */
 	struct completion started;	/* the probe is running */
 	struct completion release;	/* PROBE_HANG: let the probe return */
 	struct completion done;		/* the probe has returned */
-	ktime_t returned;		/* when it did */
+	struct completion registered;	/* platform_device_register_data() returned */
+	ktime_t returned;		/* when the probe returned */
 	struct task_struct *task;
 };
 
@@ -330,9 +330,6 @@ static int slow_probe(struct platform_device *pdev)
 
 	complete_all(&me->started);
 	switch (me->mode) {
-	case PROBE_SLOW:
-		msleep(me->ms);
-		break;
 	case PROBE_HANG:
 		wait_for_completion(&me->release);
 		break;
@@ -359,6 +356,7 @@ static int slow_register(void *data)
 	pdev = platform_device_register_data(NULL, KUNIT_SLOW, PLATFORM_DEVID_AUTO,
 					     &sd, sizeof(sd));
 	WRITE_ONCE(sd->pdev, pdev);
+	complete_all(&sd->registered);
 	return 0;
 }
 
@@ -373,17 +371,17 @@ static void slow_cleanup(void *data)
 	put_task_struct(sd->task);
 }
 
-/* Register a device whose probe runs (slowly, forever...) in a thread of its own. */
-static struct slow_dev *start_probe(struct kunit *test, enum probe_mode mode, unsigned int ms)
+/* Register a device whose probe runs (until released, or deferring) in a thread of its own. */
+static struct slow_dev *start_probe(struct kunit *test, enum probe_mode mode)
 {
 	struct slow_dev *sd = kunit_kzalloc(test, sizeof(*sd), GFP_KERNEL);
 
 	KUNIT_ASSERT_NOT_NULL(test, sd);
 	sd->mode = mode;
-	sd->ms = ms;
 	init_completion(&sd->started);
 	init_completion(&sd->release);
 	init_completion(&sd->done);
+	init_completion(&sd->registered);
 	sd->task = kthread_create(slow_register, sd, "dax-hmem-kunit-probe");
 	KUNIT_ASSERT_FALSE(test, IS_ERR(sd->task));
 	get_task_struct(sd->task);
@@ -465,7 +463,7 @@ static void hmem_hung_probe_bounded_by_timeout(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, d);
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, reset_probe_timeout, test), 0);
 	set_probe_timeout(test, __stringify(TIMEOUT_MS));
-	hung = start_probe(test, PROBE_HANG, 0);
+	hung = start_probe(test, PROBE_HANG);
 
 	d->host = host;
 	init_completion(&d->done);
@@ -497,7 +495,10 @@ static void hmem_hung_probe_bounded_by_timeout(struct kunit *test)
 /*
  * A CXL-side probe in flight when the deferred pass starts, quick or slow, is
  * waited for (with and without a timeout), and what it commits is what the
- * decision sees: the range it claims is left to CXL.
+ * decision sees: the range it claims is left to CXL. The probe cannot return
+ * before a releaser thread lets it, probe_ms after the pass started: the
+ * order is made, not hoped for, and the releaser records whether the
+ * decision was still pending when it let go.
  */
 struct slow_case {
 	const char *name;
@@ -513,38 +514,80 @@ static const struct slow_case slow_cases[] = {
 
 KUNIT_ARRAY_PARAM_DESC(slow, slow_cases, name);
 
+struct releaser {
+	struct slow_dev *probe;
+	unsigned int ms;
+	bool decided;			/* set by the test once the pass returned */
+	bool decided_at_release;	/* what the releaser saw when it let go */
+	struct completion armed;	/* the releaser is counting */
+	struct completion done;
+};
+
+static int releaser_fn(void *data)
+{
+	struct releaser *r = data;
+
+	complete(&r->armed);
+	schedule_timeout_uninterruptible(msecs_to_jiffies(r->ms));
+	r->decided_at_release = READ_ONCE(r->decided);
+	complete_all(&r->probe->release);
+	complete_all(&r->done);
+	while (!kthread_should_stop())
+		schedule_timeout_interruptible(HZ / 10);
+	return 0;
+}
+
+static void releaser_stop(void *data)
+{
+	struct releaser *r = data;
+
+	wait_for_completion(&r->done);
+}
+
 static void hmem_probe_in_flight_is_waited_for(struct kunit *test)
 {
 	const struct slow_case *c = test->param_value;
 	struct hmem_kunit *ctx = test->priv;
 	struct hmem_platform_device *host = new_host(test);
-	struct slow_dev *slow;
+	struct releaser *r = kunit_kzalloc(test, sizeof(*r), GFP_KERNEL);
+	struct task_struct *task;
 	ktime_t t0, decided, returned;
-	s64 ms;
 
+	KUNIT_ASSERT_NOT_NULL(test, r);
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, reset_probe_timeout, test), 0);
 	if (strcmp(c->timeout_ms, "0"))
 		set_probe_timeout(test, c->timeout_ms);
 	stub_all(test);
-	t0 = ktime_get();
-	slow = start_probe(test, PROBE_SLOW, c->probe_ms);
-	ctx->slow_done = &slow->done;
+	r->probe = start_probe(test, PROBE_HANG);
+	r->ms = c->probe_ms;
+	init_completion(&r->armed);
+	init_completion(&r->done);
+	ctx->slow_done = &r->probe->done;
 	ctx->claimed_in_flight = true;
 
+	task = kthread_run(releaser_fn, r, "dax-hmem-kunit-release");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	get_task_struct(task);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, decider_stop, task), 0);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, releaser_stop, r), 0);
+	wait_for_completion(&r->armed);
+
+	t0 = ktime_get();
 	hmem_process_deferred(host);
 	decided = ktime_get();
-	ms = ktime_ms_delta(decided, t0);
+	WRITE_ONCE(r->decided, true);
+	wait_for_completion(&r->done);
 	kunit_info(test, "decision latency with a %u ms probe: %lld ms (timeout %s ms)",
-		   c->probe_ms, ms, c->timeout_ms);
-	/*
-	 * Decided after the probe returned, on one clock: msleep() counts
-	 * jiffies, which under TCG need not agree with ktime over 20 ms.
-	 */
-	returned = READ_ONCE(slow->returned);
-	KUNIT_EXPECT_TRUE(test, completion_done(&slow->done));
+		   c->probe_ms, ktime_ms_delta(decided, t0), c->timeout_ms);
+
+	/* The order itself: held probe, pending decision, release, decision. */
+	KUNIT_EXPECT_FALSE_MSG(test, r->decided_at_release,
+			       "decided while the probe was still in flight");
+	returned = READ_ONCE(r->probe->returned);
+	KUNIT_EXPECT_TRUE(test, completion_done(&r->probe->done));
 	KUNIT_EXPECT_TRUE_MSG(test, returned && !ktime_before(decided, returned),
 			      "decided before the probe returned");
-	/* The slow probe's region claims R_UNCLAIMED: it is CXL's. */
+	/* The probe's region claims R_UNCLAIMED: it is CXL's. */
 	KUNIT_EXPECT_EQ(test, ctx->registered, 0);
 }
 
@@ -558,11 +601,9 @@ static void hmem_defer_forever_does_not_hold(struct kunit *test)
 	struct slow_dev *deferring;
 	ktime_t t0;
 	s64 ms;
-	int i;
 
-	deferring = start_probe(test, PROBE_DEFER_FOREVER, 0);
-	for (i = 0; i < 250 && !READ_ONCE(deferring->pdev); i++)
-		msleep(20);
+	deferring = start_probe(test, PROBE_DEFER_FOREVER);
+	KUNIT_ASSERT_TRUE(test, wait_for_completion_timeout(&deferring->registered, 5 * HZ));
 	KUNIT_ASSERT_FALSE(test, IS_ERR_OR_NULL(deferring->pdev));
 
 	t0 = ktime_get();
@@ -581,7 +622,7 @@ static void hmem_probe_busy_while_deferred_pending(struct kunit *test)
 	struct slow_dev *hung;
 
 	stub_all(test);
-	hung = start_probe(test, PROBE_HANG, 0);
+	hung = start_probe(test, PROBE_HANG);
 
 	/*
 	 * first's deferred pass waits on the hung probe, or waits to start

@@ -573,9 +573,10 @@ bool kmsg_has(const char *needle)
 	ssize_t n;
 
 	while (kmsg_fd >= 0 && (n = read(kmsg_fd, rec, sizeof(rec) - 1)) > 0) {
-		char *msg = strchr(rec, ';'), *grown;
+		char *msg, *grown;
 
 		rec[n] = '\0';
+		msg = strchr(rec, ';');
 		msg = msg ? msg + 1 : rec;
 		msg[strcspn(msg, "\n")] = '\0';
 		grown = realloc(kmsg_text, kmsg_len + strlen(msg) + 2);

@@ -123,7 +123,22 @@ TEST_F_TIMEOUT(cxl_sr, owner, 300)
 			       DRIVER_BOUND_MS);
 		TH_LOG("cxl_dax_region driver registered %lld ms after modprobe dax_cxl",
 		       now_ms() - t0);
+		/*
+		 * Registered is not enough: a dax region probe that kept
+		 * deferring would pass that. The committed auto-region must end
+		 * with its dax device, bound, inside its HPA.
+		 */
+		ASSERT_TRUE(wait_for(cxl_owns_one, SETTLE_MS))
+			TH_LOG("region0 commit=%s, CXL dax devices bound: %d",
+			       read_line(buf, sizeof(buf), CXL_DEVS "/region0/commit"),
+			       count_owned(OWNER_CXL));
 		EXPECT_EQ(0, count_owned(OWNER_HMEM));
+		n = list_dax(devs);
+		for (i = 0; i < n; i++)
+			if (devs[i].owner == OWNER_CXL)
+				EXPECT_TRUE(iomem_nested("region0", devs[i].name))
+					TH_LOG("%s not nested under region0 in /proc/iomem",
+					       devs[i].name);
 	}
 }
 
@@ -302,6 +317,29 @@ FIXTURE_TEARDOWN(innocent)
 	EXPECT_FALSE(module_loaded("cxl_test"));
 }
 
+/*
+ * The innocent region's own dax device: CXL's, bound (kmem or device_dax
+ * claims its range), inside the region's HPA and below it in /proc/iomem.
+ * Counting CXL dax devices is not enough: region0's would be counted too.
+ */
+static void expect_own_dax(struct __test_metadata *_metadata, const char *region,
+			   unsigned long long start, unsigned long long size)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, n = list_dax(devs), own = 0;
+
+	for (i = 0; i < n; i++) {
+		if (devs[i].owner != OWNER_CXL || !devs[i].size ||
+		    devs[i].start < start || devs[i].start + devs[i].size > start + size)
+			continue;
+		own++;
+		EXPECT_TRUE(devs[i].bound) TH_LOG("%s has no driver", devs[i].name);
+		EXPECT_TRUE(iomem_nested(region, devs[i].name))
+			TH_LOG("%s not nested under %s in /proc/iomem", devs[i].name, region);
+	}
+	EXPECT_EQ(1, own) TH_LOG("%s: %d dax devices of its own", region, own);
+}
+
 TEST_F_TIMEOUT(innocent, survives_dax_hmem_reload, 300)
 {
 	unsigned long long sr = read_u64(CXL_DEVS "/%s/resource", "region0");
@@ -310,6 +348,7 @@ TEST_F_TIMEOUT(innocent, survives_dax_hmem_reload, 300)
 	/* What makes it innocent: not a byte of it is Soft Reserved. */
 	EXPECT_TRUE(self->start >= sr + sr_size || self->start + self->size <= sr);
 	EXPECT_TRUE(dax_ranges_disjoint());
+	expect_own_dax(_metadata, self->region, self->start, self->size);
 
 	/* dax_cxl imports from dax_hmem: it has to go first. */
 	ASSERT_EQ(0, sh("modprobe -r dax_cxl dax_hmem"));
@@ -329,6 +368,7 @@ TEST_F_TIMEOUT(innocent, survives_dax_hmem_reload, 300)
 	EXPECT_EQ(self->size, read_u64(CXL_DEVS "/%s/size", self->region));
 	EXPECT_EQ(0, count_owned(OWNER_HMEM));
 	EXPECT_TRUE(dax_ranges_disjoint());
+	expect_own_dax(_metadata, self->region, self->start, self->size);
 }
 
 /*

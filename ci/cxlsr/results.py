@@ -93,16 +93,32 @@ def first_splat(log_text: str) -> Optional[str]:
     return None
 
 
-def judge(layer: Layer, expected: Iterable[str], log_text: str) -> Layer:
-    """Fail the layer for a missing suite, a failed case or a kernel splat."""
+def judge(layer: Layer, expected: Iterable[str], log_text: str,
+          may_skip: Optional[Iterable[str]] = None) -> Layer:
+    """Fail the layer for a missing suite, a failed case or a kernel splat.
+
+    With `may_skip` (a layer whose environment the runner built, so that
+    nothing it needs can be missing), a skipped case is an error too, unless
+    its name ends with one of `may_skip`; a layer whose every case skipped
+    says so."""
     if layer.status != "ok":
         return layer
     seen = {s.name: s for s in layer.suites}
     missing = [name for name in expected if name not in seen or not seen[name].cases]
     failed = [f"{s.name}.{c.name}" for s in layer.suites for c in s.cases if c.status in (FAIL, ERROR)]
+    cases = [c for s in layer.suites for c in s.cases]
+    allowed = tuple(may_skip or ())
+    skipped = [f"{s.name}.{c.name}" for s in layer.suites for c in s.cases
+               if c.status == SKIP and not c.name.endswith(allowed)] if may_skip is not None else []
     splat = first_splat(log_text)
     if missing:
         layer.status, layer.message = "error", f"no result from suite(s) {', '.join(missing)}"
+    elif may_skip is not None and cases and all(c.status == SKIP for c in cases):
+        layer.status, layer.message = "error", (f"every case skipped ({len(cases)}): the "
+                                                f"{layer.name} layer tested nothing")
+    elif skipped:
+        layer.status, layer.message = "error", (f"{len(skipped)} case(s) skipped where nothing "
+                                                f"may be missing: {', '.join(skipped[:5])}")
     elif failed:
         layer.status, layer.message = "failed", f"{len(failed)} case(s) failed: {', '.join(failed[:5])}"
     elif splat:

@@ -349,6 +349,12 @@ def parse_program(tree: Path, name: str, tap: str, verdict: str, results: Path) 
     return suite
 
 
+# The VM carries cxl_test for its own kernel: a case that skips for want of
+# it is broken. Only these may skip, for what the runner does not provide:
+# Debian 12's cxl tool cannot create ram regions.
+MAY_SKIP = ("create_region_cxl_tool",)
+
+
 def selftest_programs(makefile: Path) -> List[str]:
     """The programs the kselftest Makefile builds (TEST_GEN_PROGS), sorted."""
     text = makefile.read_text().replace("\\\n", " ")
@@ -382,4 +388,4 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
         layer.status = "timeout" if b.status == "timeout" else "error"
         layer.message = boot_message(b, timeout)
         return layer
-    return judge(layer, expected, b.log)
+    return judge(layer, expected, b.log, may_skip=MAY_SKIP)

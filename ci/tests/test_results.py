@@ -5,7 +5,7 @@ import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from cxlsr.results import (Layer, first_splat, judge, suites_from_kunit_json, table, totals,
+from cxlsr.results import (Case, Layer, Suite, first_splat, judge, suites_from_kunit_json, table, totals,
                            write_junit, write_summary)
 
 # The shape kunit.py --json writes (kunit_json.py), with one parameterised case.
@@ -47,6 +47,23 @@ class ResultsTest(unittest.TestCase):
         judge(layer, ["dax_regions", "hmem_defer"], "")
         self.assertEqual(layer.status, "error")
         self.assertIn("hmem_defer", layer.message)
+
+    def test_judge_skips_where_nothing_may_be_missing(self) -> None:
+        def layer(*statuses: str) -> Layer:
+            cases = [Case(f"f.c{i}", s) for i, s in enumerate(statuses)]
+            cases.append(Case("hmem_owned.create_region_cxl_tool", "SKIP"))
+            return Layer("vm", suites=[Suite("prog", "vm", cases)])
+
+        every = judge(layer("SKIP", "SKIP"), ["prog"], "", may_skip=("create_region_cxl_tool",))
+        self.assertEqual(every.status, "error")
+        self.assertIn("every case skipped (3)", every.message)
+        one = judge(layer("PASS", "SKIP"), ["prog"], "", may_skip=("create_region_cxl_tool",))
+        self.assertEqual(one.status, "error")
+        self.assertIn("1 case(s) skipped where nothing may be missing: prog.f.c1", one.message)
+        ok = judge(layer("PASS", "PASS"), ["prog"], "", may_skip=("create_region_cxl_tool",))
+        self.assertEqual(ok.status, "ok", ok.message)
+        # KUnit (no may_skip): a skip is a skip.
+        self.assertEqual(judge(layer("PASS", "SKIP"), ["prog"], "").status, "ok")
 
     def test_judge_failed_case(self) -> None:
         layer = judge(Layer("kunit", suites=suites_from_kunit_json(KUNIT_JSON, "kunit")),

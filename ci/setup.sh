@@ -5,9 +5,13 @@
 # installs what is missing; otherwise it prints the one apt-get line to run.
 set -euo pipefail
 
+# ndctl 81 is built from Debian's source (ci/cxlsr/ndctl.py): its build
+# dependencies, and bash and jq for its tests in the VM.
 pkgs=(make gcc git xz-utils flex bison bc libelf-dev libssl-dev dwarves
       python3 python3-ply python3-git ccache rsync qemu-system-x86 cpio
-      busybox-static kmod ndctl lcov)
+      busybox-static kmod lcov debian-archive-keyring
+      meson ninja-build pkgconf libkmod-dev libudev-dev uuid-dev libjson-c-dev
+      libkeyutils-dev libiniparser-dev libtraceevent-dev libtracefs-dev bash jq)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 from . import overlay, source
 from .kunitrun import KunitRun, expected_suites, run_kunit
 from .results import Layer, case_lines, table, write_junit, write_summary
-from .util import RunnerError, atomic_write, log, run
+from .util import RunnerError, atomic_write, cache_dir, log, run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,8 +41,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         env = os.environ
-        cache = Path(env.get("CXL_SR_CACHE") or
-                     Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cxl-sr-suite")
+        cache = cache_dir()
         ksrc = env.get("KSRC") or None
         return cls(build=Path(env.get("BUILD_DIR") or REPO / "build").resolve(),
                    cache=cache, ksrc=Path(ksrc) if ksrc else None,

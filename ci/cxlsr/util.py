@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import IO, Callable, Mapping, Optional, Sequence
 
 
+def cache_dir() -> Path:
+    """Where downloads, builds of tools and ccache live, outside the repo."""
+    env = os.environ
+    return Path(env.get("CXL_SR_CACHE") or
+                Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cxl-sr-suite")
+
+
 class RunnerError(Exception):
     """A failure the user can act on; printed as one line, exit status 2."""
 

@@ -22,7 +22,8 @@ from typing import Dict, List, Tuple
 
 from .accel import kvm_usable
 from .results import ERROR, FAIL, SKIP, Case, Layer, Suite, first_splat, judge
-from .util import RunnerError, clip, log, run, stream
+from . import ndctl
+from .util import RunnerError, cache_dir, clip, log, run, stream
 
 FRAGMENTS = ("vm.config", "debug.config")
 # The serial console marks the start and the end of the selftest run with these.
@@ -173,7 +174,15 @@ class VmBuild:
                    what="cxl_test modules_install")
         release = (self.kdir / "include/config/kernel.release").read_text().strip()
         run(["depmod", "-b", str(root), release], what="depmod for the initramfs")
-        self._copy_tool(root, shutil.which("cxl"))
+        # ndctl 81 from Debian's source (Debian 12's 76.1 cannot create ram
+        # regions): cxl, daxctl, ndctl, their libraries, ndctl's own tests.
+        nd = ndctl.build(cache_dir(), self.jobs)
+        for tool in ndctl.TOOLS:
+            self._copy_tool(root, str(nd / "usr/bin" / tool), libdir=nd / "usr/lib")
+        shutil.copytree(nd / "usr/share/ndctl-test", root / "usr/share/ndctl-test",
+                        symlinks=True)
+        for tool in ("bash", "jq"):
+            self._copy_tool(root, shutil.which(tool))
         self._selftests(root)
         init = root / "init"
         init.write_text((self.repo / "ci" / "vm-init.sh").read_text())
@@ -184,15 +193,20 @@ class VmBuild:
         self.timings["initramfs"] = round(time.monotonic() - t0, 1)
         return out
 
-    def _copy_tool(self, root: Path, tool: str | None) -> None:
-        """A dynamically linked binary and every library ldd names."""
+    def _copy_tool(self, root: Path, tool: str | None, libdir: Path | None = None) -> None:
+        """A dynamically linked binary and every library ldd names; those
+        found in `libdir` (a tool's own, outside the system) go to /usr/lib."""
         if not tool:
-            log("no `cxl` tool on this machine (apt-get install ndctl): cases that need it skip")
-            return
+            raise RunnerError("a tool the VM needs is missing (run ci/setup.sh)")
         shutil.copy2(tool, root / "usr/bin" / Path(tool).name)
-        ldd = subprocess.run(["ldd", tool], text=True, stdout=subprocess.PIPE).stdout
+        env = dict(os.environ, LD_LIBRARY_PATH=str(libdir)) if libdir else None
+        ldd = subprocess.run(["ldd", tool], text=True, stdout=subprocess.PIPE, env=env).stdout
+        if "not found" in ldd:
+            raise RunnerError(f"{tool}: a library is missing: " + " ".join(
+                ln.split()[0] for ln in ldd.splitlines() if "not found" in ln))
         for lib in re.findall(r"(/\S+\.so[^\s]*)", ldd):
-            dst = root / lib.lstrip("/")
+            own = libdir and Path(lib).parent == libdir
+            dst = root / "usr/lib" / Path(lib).name if own else root / lib.lstrip("/")
             dst.parent.mkdir(parents=True, exist_ok=True)
             if not dst.exists():
                 shutil.copy2(os.path.realpath(lib), dst)
@@ -349,10 +363,9 @@ def parse_program(tree: Path, name: str, tap: str, verdict: str, results: Path) 
     return suite
 
 
-# The VM carries cxl_test for its own kernel: a case that skips for want of
-# it is broken. Only these may skip, for what the runner does not provide:
-# Debian 12's cxl tool cannot create ram regions.
-MAY_SKIP = ("create_region_cxl_tool",)
+# The VM carries cxl_test for its own kernel and the tools the cases use
+# (ndctl 81): a case that skips for want of them is broken. None may skip.
+MAY_SKIP: Tuple[str, ...] = ()
 
 
 def selftest_programs(makefile: Path) -> List[str]:

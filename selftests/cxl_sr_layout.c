@@ -478,24 +478,116 @@ static void check_iomem(struct __test_metadata *_metadata, bool published)
 	}
 }
 
-/* A region over HPA that HMEM owns cannot get it, and leaves nothing behind. */
+#define MAX_CHILD	32
+#define SZ_256M		(256 * MIB)
+#define SZ_256M		(256 * MIB)
+
+struct iomem_child {
+	unsigned long long s, e;
+	char name[64];
+};
+
+/* The direct children of the /proc/iomem entry that spans exactly [s, e]. */
+static int iomem_children(unsigned long long s, unsigned long long e,
+			  struct iomem_child *out, int max)
+{
+	unsigned long long cs, ce;
+	int pdepth = -1, n = 0;
+	char line[512];
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		int depth = strspn(line, " ") / 2;
+		char *name = strstr(line, " : ");
+
+		if (!name || sscanf(line, " %llx-%llx", &cs, &ce) != 2)
+			continue;
+		name += 3;
+		name[strcspn(name, "\n")] = '\0';
+		if (pdepth >= 0 && depth <= pdepth)
+			break;
+		if (pdepth >= 0 && depth == pdepth + 1 && n < max) {
+			out[n].s = cs;
+			out[n].e = ce;
+			snprintf(out[n++].name, sizeof(out->name), "%s", name);
+		}
+		if (pdepth < 0 && cs == s && ce == e)
+			pdepth = depth;
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * Whether alloc_hpa() could place `size` bytes in the window [ws, we]:
+ * alloc_free_mem_region() tries 256M-aligned addresses and takes the first
+ * clear of every direct child of the window. Children over [hs, he] (HMEM's
+ * dax device and its published "Soft Reserved") count as free with `no_hmem`.
+ */
+static bool hpa_fits(unsigned long long ws, unsigned long long we,
+		     const struct iomem_child *c, int n, unsigned long long size,
+		     bool no_hmem, unsigned long long hs, unsigned long long he)
+{
+	unsigned long long a;
+	int i;
+
+	for (a = (ws + SZ_256M - 1) & ~(SZ_256M - 1); a + size - 1 <= we; a += SZ_256M) {
+		for (i = 0; i < n; i++) {
+			if (no_hmem && c[i].s >= hs && c[i].e <= he &&
+			    (!strncmp(c[i].name, "dax", 3) || !strcmp(c[i].name, "Soft Reserved")))
+				continue;
+			if (c[i].s <= a + size - 1 && c[i].e >= a)
+				break;
+		}
+		if (i == n)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A region over HPA that HMEM owns cannot get it, and leaves nothing behind.
+ * The size asked for is the largest that would fit in the window were HMEM's
+ * claim gone, and only then: the refusal is HMEM's doing, not region0's or
+ * another region's in the same window.
+ */
 static void check_hmem_hpa_refused(struct __test_metadata *_metadata)
 {
 	struct dax_dev devs[MAX_DAX];
-	char root[32], region[32];
-	int i, n = list_dax(devs);
+	struct iomem_child c[MAX_CHILD];
+	char root[32], region[32], buf[16];
+	int i, k, n = list_dax(devs);
 
 	for (i = 0; i < n; i++) {
-		unsigned long long size;
+		unsigned long long ws, we, gran, size, hs, he;
 
 		if (devs[i].owner != OWNER_HMEM || !devs[i].size ||
 		    !root_decoder_at(devs[i].start, root, sizeof(root)))
 			continue;
-		size = read_u64(CXL_DEVS "/%s/size", root);
+		ws = read_u64(CXL_DEVS "/%s/start", root);
+		we = ws + read_u64(CXL_DEVS "/%s/size", root) - 1;
+		gran = SZ_256M * strtoull(read_line(buf, sizeof(buf), CXL_DEVS "/%s/interleave_ways",
+						    root), NULL, 0);
+		hs = devs[i].start;
+		he = hs + devs[i].size - 1;
+		k = iomem_children(ws, we, c, MAX_CHILD);
+		for (size = (we - ws + 1) / gran * gran; size; size -= gran)
+			if (hpa_fits(ws, we, c, k, size, true, hs, he))
+				break;
+		ASSERT_NE(0, size) TH_LOG("nothing fits in %s even without %s", root, devs[i].name);
+		if (hpa_fits(ws, we, c, k, size, false, hs, he)) {
+			/* HMEM's claim is not what limits this window. */
+			TH_LOG("%s: %llu MiB fit beside %s: no size tells its claim apart",
+			       root, size / MIB, devs[i].name);
+			continue;
+		}
 		EXPECT_EQ(-ERANGE, try_region_size(root, size, region, sizeof(region)))
-			TH_LOG("a %llu MiB region in %s, where HMEM owns %s", size / MIB, root,
-			       devs[i].name);
+			TH_LOG("a %llu MiB region in %s fits only over %s: it got HPA", size / MIB,
+			       root, devs[i].name);
 		EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", root));
+		EXPECT_FALSE(exists(CXL_DEVS "/%s", region)) TH_LOG("half-made %s left", region);
 	}
 }
 

@@ -127,9 +127,17 @@ class VmBuild:
         self.timings["vm-configure"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         self._make("bzImage", "modules", *self.kernel_vars, what="VM kernel build")
+        # An external module build does not notice a kernel config change
+        # (with CONFIG_DYNAMIC_DEBUG toggled, its struct module no longer
+        # matches the kernel's: "Exec format error"): start it afresh then.
+        config = (self.kdir / ".config").read_bytes()
+        stamp = self.cxl_root / ".cxl-sr-kernel-config"
+        if not stamp.is_file() or stamp.read_bytes() != config:
+            shutil.rmtree(self.cxl_root, ignore_errors=True)
         self.cxl_out.mkdir(parents=True, exist_ok=True)
         self._make("M=tools/testing/cxl", f"MO={self.cxl_out}", "modules", *self.cxl_vars,
                    what="cxl_test build")
+        stamp.write_bytes(config)
         self.timings["vm-build"] = round(time.monotonic() - t0, 1)
 
     def initramfs(self, out: Path) -> Path:

@@ -588,6 +588,16 @@ static void check_hmem_hpa_refused(struct __test_metadata *_metadata)
 			       root, devs[i].name);
 		EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", root));
 		EXPECT_FALSE(exists(CXL_DEVS "/%s", region)) TH_LOG("half-made %s left", region);
+
+		/* The control: the largest size that fits beside the claim is granted. */
+		while ((size -= gran) && !hpa_fits(ws, we, c, k, size, false, hs, he))
+			;
+		if (!size)
+			continue;
+		EXPECT_EQ(0, try_region_size(root, size, region, sizeof(region)))
+			TH_LOG("a %llu MiB region fits beside %s in %s, yet got no HPA", size / MIB,
+			       devs[i].name, root);
+		EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", root));
 	}
 }
 

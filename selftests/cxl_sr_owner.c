@@ -65,27 +65,38 @@ FIXTURE_TEARDOWN(cxl_sr)
 	EXPECT_FALSE(exists(HMEM_TEST_DEV));
 }
 
-TEST_F_TIMEOUT(cxl_sr, owner, 300)
+/*
+ * region0 is CXL's: committed, its dax device bound (within SETTLE_MS) and
+ * nested under it in /proc/iomem, and HMEM owns nothing.
+ */
+static void expect_cxl_owns_region0(struct __test_metadata *_metadata)
 {
 	struct dax_dev devs[MAX_DAX];
 	char buf[64];
 	int i, n;
 
+	ASSERT_TRUE(wait_for(cxl_owns_one, SETTLE_MS))
+		TH_LOG("region0 commit=%s, CXL dax devices bound: %d",
+		       read_line(buf, sizeof(buf), CXL_DEVS "/region0/commit"),
+		       count_owned(OWNER_CXL));
+	EXPECT_EQ(0, count_owned(OWNER_HMEM));
+	n = list_dax(devs);
+	for (i = 0; i < n; i++)
+		if (devs[i].owner == OWNER_CXL)
+			EXPECT_TRUE(iomem_nested("region0", devs[i].name))
+				TH_LOG("%s not nested under region0 in /proc/iomem", devs[i].name);
+}
+
+TEST_F_TIMEOUT(cxl_sr, owner, 300)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, n;
+
 	if (!strcmp(variant->params, "hmem_test=1")) {
-		ASSERT_TRUE(wait_for(cxl_owns_one, SETTLE_MS))
-			TH_LOG("region0 commit=%s, CXL dax devices: %d",
-			       read_line(buf, sizeof(buf), CXL_DEVS "/region0/commit"),
-			       count_owned(OWNER_CXL));
-		EXPECT_EQ(0, count_owned(OWNER_HMEM));
+		expect_cxl_owns_region0(_metadata);
 		EXPECT_EQ(0, count_glob(HMEM_TEST_DEV "/hmem.*"));
 		EXPECT_TRUE(iomem_nested("CXL Window 0", "region0"));
 		EXPECT_TRUE(dax_ranges_disjoint());
-		n = list_dax(devs);
-		for (i = 0; i < n; i++)
-			if (devs[i].owner == OWNER_CXL)
-				EXPECT_TRUE(iomem_nested("region0", devs[i].name))
-					TH_LOG("%s not nested under region0 in /proc/iomem",
-					       devs[i].name);
 	} else if (strstr(variant->params, "fail_autoassemble")) {
 		unsigned long long rstart, rsize;
 
@@ -128,17 +139,7 @@ TEST_F_TIMEOUT(cxl_sr, owner, 300)
 		 * deferring would pass that. The committed auto-region must end
 		 * with its dax device, bound, inside its HPA.
 		 */
-		ASSERT_TRUE(wait_for(cxl_owns_one, SETTLE_MS))
-			TH_LOG("region0 commit=%s, CXL dax devices bound: %d",
-			       read_line(buf, sizeof(buf), CXL_DEVS "/region0/commit"),
-			       count_owned(OWNER_CXL));
-		EXPECT_EQ(0, count_owned(OWNER_HMEM));
-		n = list_dax(devs);
-		for (i = 0; i < n; i++)
-			if (devs[i].owner == OWNER_CXL)
-				EXPECT_TRUE(iomem_nested("region0", devs[i].name))
-					TH_LOG("%s not nested under region0 in /proc/iomem",
-					       devs[i].name);
+		expect_cxl_owns_region0(_metadata);
 	}
 }
 
@@ -202,6 +203,28 @@ FIXTURE_TEARDOWN(hmem_owned)
 }
 
 /*
+ * HMEM owns `was`'s range through one dax device, bound; the same device
+ * (name) unless a reload or rebind made it anew.
+ */
+static void expect_hmem_owns(struct __test_metadata *_metadata, const struct dax_dev *was,
+			     bool same_device)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, n = list_dax(devs);
+
+	EXPECT_EQ(1, count_owned(OWNER_HMEM));
+	for (i = 0; i < n; i++) {
+		if (devs[i].owner != OWNER_HMEM)
+			continue;
+		if (same_device)
+			EXPECT_STREQ(was->name, devs[i].name);
+		EXPECT_EQ(was->start, devs[i].start);
+		EXPECT_EQ(was->size, devs[i].size);
+		EXPECT_TRUE(devs[i].bound);
+	}
+}
+
+/*
  * d. The seed: once HMEM owns the HPA range, a region over it cannot get its
  * HPA (-ERANGE, "Numerical result out of range"), while the free part of the
  * same window still can; and nothing of HMEM's changes.
@@ -210,9 +233,7 @@ TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 300)
 {
 	unsigned long long window = read_u64(CXL_DEVS "/%s/size", self->decoder);
 	unsigned long long free_start;
-	struct dax_dev devs[MAX_DAX];
 	char region[32], size[32];
-	int i, n;
 
 	ASSERT_GT(window, self->hmem.size);
 	EXPECT_EQ(-ERANGE, try_region_size(self->decoder, window, region, sizeof(region)));
@@ -232,15 +253,7 @@ TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 300)
 	EXPECT_EQ(0, write_str(region, CXL_DEVS "/%s/delete_region", self->decoder));
 
 	/* HMEM's dax device is exactly as it was. */
-	n = list_dax(devs);
-	EXPECT_EQ(1, count_owned(OWNER_HMEM));
-	for (i = 0; i < n; i++) {
-		if (devs[i].owner != OWNER_HMEM)
-			continue;
-		EXPECT_STREQ(self->hmem.name, devs[i].name);
-		EXPECT_EQ(self->hmem.start, devs[i].start);
-		EXPECT_EQ(self->hmem.size, devs[i].size);
-	}
+	expect_hmem_owns(_metadata, &self->hmem, true);
 }
 
 /*
@@ -250,8 +263,7 @@ TEST_F_TIMEOUT(hmem_owned, create_region_sysfs, 300)
  */
 TEST_F_TIMEOUT(hmem_owned, reload_and_rebind_keep_owner, 300)
 {
-	struct dax_dev devs[MAX_DAX];
-	int round, i, n;
+	int round;
 
 	for (round = 0; round < 2; round++) {
 		if (round == 0) {
@@ -268,13 +280,7 @@ TEST_F_TIMEOUT(hmem_owned, reload_and_rebind_keep_owner, 300)
 		ASSERT_TRUE(wait_for(hmem_owns_one, DRIVER_BOUND_MS))
 			TH_LOG("after %s: no HMEM dax device (the range has no owner)",
 			       round ? "unbind/bind of hmem_platform.1" : "dax_hmem reload");
-		n = list_dax(devs);
-		for (i = 0; i < n; i++) {
-			if (devs[i].owner != OWNER_HMEM)
-				continue;
-			EXPECT_EQ(self->hmem.start, devs[i].start);
-			EXPECT_EQ(self->hmem.size, devs[i].size);
-		}
+		expect_hmem_owns(_metadata, &self->hmem, false);
 		EXPECT_EQ(0, count_owned(OWNER_CXL));
 	}
 }
@@ -308,9 +314,8 @@ static int run_tool(char *out, size_t len, const char *cmd)
 TEST_F_TIMEOUT(hmem_owned, create_region_cxl_tool, 300)
 {
 	unsigned long long window = read_u64(CXL_DEVS "/%s/size", self->decoder);
-	struct dax_dev devs[MAX_DAX];
 	char cmd[256], out[2048];
-	int i, n, rc;
+	int rc;
 
 	ASSERT_EQ(0, sh("command -v cxl >/dev/null")) TH_LOG("no cxl tool (ndctl) in this system");
 	ASSERT_EQ(0, write_str("module cxl_core file region.c +p", "/proc/dynamic_debug/control"))
@@ -335,16 +340,7 @@ TEST_F_TIMEOUT(hmem_owned, create_region_cxl_tool, 300)
 	EXPECT_EQ(0, count_glob(CXL_DEVS "/region*"));
 
 	/* HMEM's dax device is exactly as it was. */
-	EXPECT_EQ(1, count_owned(OWNER_HMEM));
-	n = list_dax(devs);
-	for (i = 0; i < n; i++) {
-		if (devs[i].owner != OWNER_HMEM)
-			continue;
-		EXPECT_STREQ(self->hmem.name, devs[i].name);
-		EXPECT_EQ(self->hmem.start, devs[i].start);
-		EXPECT_EQ(self->hmem.size, devs[i].size);
-		EXPECT_TRUE(devs[i].bound);
-	}
+	expect_hmem_owns(_metadata, &self->hmem, true);
 }
 
 /*

@@ -158,7 +158,10 @@ def build(cache: Path, jobs: int) -> Path:
     work.mkdir(parents=True)
     logf = home / "build.log"
     with tarfile.open(tarball) as tf:
-        tf.extractall(work, filter="data")
+        try:
+            tf.extractall(work, filter="data")
+        except TypeError:  # a Python without extraction filters (3.11 before 3.11.4)
+            tf.extractall(work)
     src = next(p for p in work.iterdir() if p.is_dir())
     stage = home / "stage"
     shutil.rmtree(stage, ignore_errors=True)

@@ -488,9 +488,9 @@ struct iomem_child {
 };
 
 /*
- * The direct children of the /proc/iomem entry that spans exactly [s, e]:
- * the innermost one, when a parent spans the same range (cxl_test's mock
- * windows sit in a resource of their own size).
+ * The direct children of the "CXL Window N" entry that spans exactly [s, e]
+ * (by name: plan B's "Soft Reserved" can sit above the window over the same
+ * range, and a dax device over all of it below).
  */
 static int iomem_children(unsigned long long s, unsigned long long e,
 			  struct iomem_child *out, int max)
@@ -512,16 +512,12 @@ static int iomem_children(unsigned long long s, unsigned long long e,
 		name[strcspn(name, "\n")] = '\0';
 		if (pdepth >= 0 && depth <= pdepth)
 			break;
-		if (pdepth >= 0 && depth == pdepth + 1 && cs == s && ce == e && !n) {
-			pdepth = depth;
-			continue;
-		}
 		if (pdepth >= 0 && depth == pdepth + 1 && n < max) {
 			out[n].s = cs;
 			out[n].e = ce;
 			snprintf(out[n++].name, sizeof(out->name), "%s", name);
 		}
-		if (pdepth < 0 && cs == s && ce == e)
+		if (pdepth < 0 && cs == s && ce == e && !strncmp(name, "CXL Window", 10))
 			pdepth = depth;
 	}
 	fclose(f);

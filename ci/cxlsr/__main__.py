@@ -283,8 +283,7 @@ def cmd_series(s: Settings, _: argparse.Namespace) -> int:
     who = series.sender(REPO)
     tree = prepare(s, {})
     out = s.build / "series"
-    history = s.ksrc if s.ksrc and (s.ksrc / ".git").exists() else None
-    passed, failed, bad = checks.series_check(REPO, tree.path, out, who, history)
+    passed, failed, bad = checks.series_check(REPO, tree.path, out, who, series.history(s.ksrc))
     print("\n".join(sorted(str(p.relative_to(out)) for p in out.rglob("*.patch"))))
     print(f"series: {passed} checks passed, {failed} failed" + (": " + "; ".join(bad) if bad else ""))
     return 1 if failed else 0

@@ -289,8 +289,9 @@ def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
     _record(results, "checkpatch", p, f, bad)
     ok &= f == 0
 
-    history = s.ksrc if s.ksrc and (s.ksrc / ".git").exists() else None
-    p, f, bad = series_check(repo, tree, s.build / "series-check", CHECK_SENDER, history)
+    from .series import history
+    p, f, bad = series_check(repo, tree, s.build / "series-check", CHECK_SENDER,
+                             history(s.ksrc))
     _record(results, "series", p, f, bad)
     ok &= f == 0
 

@@ -364,6 +364,11 @@ FIXES = re.compile(r"^Fixes: ([0-9a-f]{12,40}) \(\"(.+)\"\)$")
 TEST_DIRS = ("drivers/dax/tests/", "tools/testing/selftests/cxl/")
 
 
+def history(ksrc: Optional[Path]) -> Optional[Path]:
+    """The tree Fixes: ids resolve in: KSRC when it is a git tree, else none."""
+    return ksrc if ksrc and (ksrc / ".git").exists() else None
+
+
 def test_names(repo: Path) -> List[str]:
     """Our KUnit suites and cases, kselftest programs, fixtures and cases: a
     fix's commit message says how the bug was reproduced, not which of our

@@ -7,12 +7,16 @@
 #include <fnmatch.h>
 #include <glob.h>
 #include <limits.h>
+#include <poll.h>
+#include <linux/netlink.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -141,35 +145,145 @@ static void load_alias_rules(void)
 	fclose(f);
 }
 
-bool coldplug_round(void)
+/*
+ * The modules a device alias matches, normalised to their /sys/module names;
+ * resolved once per alias, since fnmatch() over every rule of modules.alias
+ * is what a round would spend its time on.
+ */
+struct alias_match {
+	char alias[256];
+	int nmods;
+	char mods[4][64];
+};
+
+static struct alias_match *matches;
+static int nmatches;
+
+static struct alias_match *match_alias(const char *alias)
+{
+	struct alias_match *m;
+	int i, k;
+
+	for (i = 0; i < nmatches; i++)
+		if (!strcmp(matches[i].alias, alias))
+			return &matches[i];
+	m = realloc(matches, (nmatches + 1) * sizeof(*matches));
+	if (!m)
+		return NULL;
+	matches = m;
+	m = &matches[nmatches++];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->alias, sizeof(m->alias), "%s", alias);
+	for (k = 0; k < nrules && m->nmods < (int)ARRAY_SIZE(m->mods); k++) {
+		char *c;
+
+		if (fnmatch(rules[k].pattern, alias, 0))
+			continue;
+		snprintf(m->mods[m->nmods], sizeof(m->mods[0]), "%s", rules[k].module);
+		for (c = m->mods[m->nmods]; *c; c++)
+			if (*c == '-')
+				*c = '_';
+		m->nmods++;
+	}
+	return m;
+}
+
+static bool load_for_alias(const char *alias)
+{
+	struct alias_match *m = match_alias(alias);
+	bool loaded = false;
+	int k;
+
+	for (k = 0; m && k < m->nmods; k++)
+		if (!module_loaded(m->mods[k]) && !sh("modprobe -q %s", m->mods[k]))
+			loaded = true;
+	return loaded;
+}
+
+static bool scan_all(void)
 {
 	char alias[256];
 	bool loaded = false;
 	size_t j;
 	glob_t g;
-	int k;
 
-	load_alias_rules();
 	if (glob("/sys/bus/*/devices/*/modalias", 0, NULL, &g))
 		return false;
-	for (j = 0; j < g.gl_pathc; j++) {
-		if (!*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]))
-			continue;
-		for (k = 0; k < nrules; k++) {
-			char name[64];
-			size_t c;
-
-			if (fnmatch(rules[k].pattern, alias, 0))
-				continue;
-			snprintf(name, sizeof(name), "%s", rules[k].module);
-			for (c = 0; name[c]; c++)
-				if (name[c] == '-')
-					name[c] = '_';
-			if (!module_loaded(name) && !sh("modprobe -q %s", name))
-				loaded = true;
-		}
-	}
+	for (j = 0; j < g.gl_pathc; j++)
+		if (*read_line(alias, sizeof(alias), "%s", g.gl_pathv[j]))
+			loaded |= load_for_alias(alias);
 	globfree(&g);
+	return loaded;
+}
+
+/*
+ * After one scan of every device, as udev does: the kernel's uevents say
+ * which devices were added since (walking sysfs under emulation takes
+ * seconds). A socket that overflowed has lost some: scan again.
+ */
+static int uevent_fd = -1;
+
+static bool uevent_open(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	int size = 16 << 20;
+
+	uevent_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			   NETLINK_KOBJECT_UEVENT);
+	if (uevent_fd < 0)
+		return false;
+	setsockopt(uevent_fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+	if (bind(uevent_fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(uevent_fd);
+		uevent_fd = -1;
+		return false;
+	}
+	return true;
+}
+
+/* Load for the devices added since the last call; true if a module was loaded. */
+static bool uevents_drain(bool *lost)
+{
+	char buf[8192];
+	bool loaded = false;
+	ssize_t len;
+
+	while ((len = recv(uevent_fd, buf, sizeof(buf) - 1, 0)) != 0) {
+		const char *modalias = NULL, *p;
+		bool add = false;
+
+		if (len < 0) {
+			if (errno == ENOBUFS)
+				*lost = true;
+			else if (errno != EINTR)
+				break;
+			continue;
+		}
+		buf[len] = '\0';
+		for (p = buf; p < buf + len; p += strlen(p) + 1) {
+			if (!strcmp(p, "ACTION=add"))
+				add = true;
+			else if (!strncmp(p, "MODALIAS=", 9))
+				modalias = p + 9;
+		}
+		if (add && modalias)
+			loaded |= load_for_alias(modalias);
+	}
+	return loaded;
+}
+
+bool coldplug_round(void)
+{
+	bool lost = false, loaded;
+
+	load_alias_rules();
+	if (uevent_fd < 0) {
+		uevent_open();
+		return scan_all();
+	}
+	loaded = uevents_drain(&lost);
+	if (lost)
+		loaded |= scan_all();
 	return loaded;
 }
 
@@ -190,10 +304,14 @@ bool wait_for(bool (*cond)(void), int timeout_ms)
 	long long end = now_ms() + timeout_ms;
 
 	do {
+		struct pollfd pfd = { .fd = uevent_fd, .events = POLLIN };
+
 		if (cond())
 			return true;
 		coldplug_round();
-		usleep(100 * 1000);
+		/* Look again at the next uevent (a bind, a new device), at worst in 100 ms. */
+		if (uevent_fd < 0 || poll(&pfd, 1, 100) < 0)
+			usleep(100 * 1000);
 	} while (now_ms() < end);
 	return cond();
 }
@@ -219,10 +337,23 @@ bool stack_unloaded(void)
 	return !stack_left();
 }
 
+/*
+ * delete_module(2) without waiting, as `modprobe -r` does it, but without a
+ * shell and a modprobe per module: under emulation each of those costs half
+ * a second, and a module that is not loaded costs nothing here.
+ */
+static void unload_loaded(void)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(stack_modules); i++)
+		if (module_loaded(stack_modules[i]))
+			syscall(__NR_delete_module, stack_modules[i], O_NONBLOCK);
+}
+
 void unload_stack(void)
 {
 	long long end;
-	size_t i;
 
 	/* A decision cxl_test holds would hold the unload: let it go. */
 	if (exists("/sys/module/cxl_test/parameters/hmem_hold"))
@@ -234,8 +365,7 @@ void unload_stack(void)
 	 */
 	end = now_ms() + UNLOAD_MS;
 	do {
-		for (i = 0; i < ARRAY_SIZE(stack_modules); i++)
-			sh("modprobe -r -q %s 2>/dev/null", stack_modules[i]);
+		unload_loaded();
 		if (stack_unloaded())
 			return;
 		usleep(200 * 1000);
@@ -388,9 +518,31 @@ bool iomem_nested(const char *parent, const char *child)
 	return found;
 }
 
+/* modules.dep lists cxl_test for the running kernel (what `modprobe -n` reads). */
 bool cxl_test_available(void)
 {
-	return sh("modprobe -n -q cxl_test") == 0;
+	char path[PATH_MAX], line[1024];
+	bool found = false;
+	struct utsname u;
+	FILE *f;
+
+	if (uname(&u))
+		return false;
+	snprintf(path, sizeof(path), "/lib/modules/%s/modules.dep", u.release);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':'), *base;
+
+		if (!colon)
+			continue;
+		*colon = '\0';
+		base = strrchr(line, '/');
+		found = !strncmp(base ? base + 1 : line, "cxl_test.ko", 11);
+	}
+	fclose(f);
+	return found;
 }
 
 /*

@@ -20,33 +20,47 @@ args=$(cat /proc/cmdline)
 filter=
 program=cxl_sr_owner
 harness=
+plan=
 gcov=
 for a in $args; do
 	case "$a" in
 	cxlsr.test=*) program=${a#cxlsr.test=}; filter="-t cxl:$program" ;;
 	cxlsr.harness=*) harness=$(echo "${a#cxlsr.harness=}" | tr , ' ') ;;
+	cxlsr.shard=*) plan=/cxlsr-plan/${a#cxlsr.shard=} ;;
 	cxlsr.gcov=1) gcov=1 ;;
 	cxlsr.stress=*) export CXL_SR_STRESS_ROUNDS=${a#cxlsr.stress=} ;;
 	cxlsr.seed=*) export CXL_SR_STRESS_SEED=${a#cxlsr.seed=} ;;
 	esac
 done
+# Some cases of one harness program (cxlsr.harness=-f,FIXTURE...).
+if [ -n "$harness" ]; then
+	plan=/tmp/plan
+	echo "$program $harness" > $plan
+fi
 # Coverage counts what the tests run, not the boot.
 [ -n "$gcov" ] && echo 1 > /sys/kernel/debug/gcov/reset
 
 echo CXL-SR-KSELFTEST-BEGIN
-if [ -n "$harness" ]; then
-	# Some cases of one harness program (cxlsr.harness=-f,FIXTURE...):
-	# run_kselftest.sh passes no arguments, so print what it would around it.
+if [ -n "$plan" ]; then
+	# A plan: a line per program, its name and harness options (the host
+	# split the cases over several VMs). run_kselftest.sh passes programs
+	# no arguments, so print what it would around each.
 	echo "TAP version 13"
-	echo "1..1"
-	echo "# selftests: cxl: $program"
-	{ cd /kselftest/cxl && ./$program $harness 2>&1; echo $? > /tmp/harness.rc; } | sed -u 's/^/# /'
-	rc=$(cat /tmp/harness.rc)
-	if [ "$rc" = 0 ]; then
-		echo "ok 1 selftests: cxl: $program"
-	else
-		echo "not ok 1 selftests: cxl: $program # exit=$rc"
-	fi
+	echo "1..$(grep -c . $plan)"
+	n=0
+	while read -r prog opts; do
+		n=$((n + 1))
+		echo "# selftests: cxl: $prog"
+		# shellcheck disable=SC2086 # $opts: one option per word
+		{ cd /kselftest/cxl && ./$prog $opts </dev/null 2>&1; echo $? > /tmp/harness.rc; } |
+			sed -u 's/^/# /'
+		rc=$(cat /tmp/harness.rc)
+		if [ "$rc" = 0 ]; then
+			echo "ok $n selftests: cxl: $prog"
+		else
+			echo "not ok $n selftests: cxl: $prog # exit=$rc"
+		fi
+	done < $plan
 elif [ -x /kselftest/run_kselftest.sh ]; then
 	cd /kselftest && ./run_kselftest.sh -c cxl $filter
 else

@@ -37,6 +37,7 @@ class Settings:
     layers: List[str]
     vm_timeout: int
     vm_debug: bool
+    vm_shards: int
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -50,7 +51,9 @@ class Settings:
                    run_timeout=int(env.get("KUNIT_TIMEOUT") or 120),
                    layers=(env.get("LAYERS") or "kunit vm").replace(",", " ").split(),
                    vm_timeout=int(env.get("VM_TIMEOUT") or 1800),
-                   vm_debug=env.get("VM_DEBUG", "1") != "0")
+                   vm_debug=env.get("VM_DEBUG", "1") != "0",
+                   # Under TCG a guest keeps about one host core busy: a VM per core.
+                   vm_shards=int(env.get("VM_SHARDS") or os.cpu_count() or 1))
 
     @property
     def results(self) -> Path:
@@ -121,11 +124,12 @@ def cmd_run(s: Settings, _: argparse.Namespace) -> int:
         layers.append(run_kunit(kr))
         timings.update(kr.timings)
     if "vm" in s.layers:
-        from .vm import run_vm
+        from .vm import VmBuild, run_vm
         log("building the VM kernel, cxl_test and the initramfs")
-        layers.append(run_vm(REPO, s.build / "src" / "linux", s.build, s.results, s.jobs,
-                             s.vm_timeout, timings, debug=s.vm_debug,
-                             append=os.environ.get("VM_APPEND", "")))
+        tree = s.build / "src" / "linux"
+        vb = VmBuild(REPO, tree, s.build, s.jobs, debug=s.vm_debug, shards=s.vm_shards)
+        layers.append(run_vm(REPO, tree, s.build, s.results, s.jobs, s.vm_timeout, timings,
+                             vb=vb, append=os.environ.get("VM_APPEND", "")))
     atomic_write(s.results / "timings.json", json.dumps(timings) + "\n")
     return report(s, layers, timings, s.results)
 
@@ -259,17 +263,20 @@ def cmd_coverage(s: Settings, _: argparse.Namespace) -> int:
         log("coverage: building and booting the KUnit kernel with gcov")
         layer = run_kunit(kr)
         timings.update({f"kunit-{k}": v for k, v in kr.timings.items()})
-        caps.append(coverage.Capture("kunit", layer, results / "kunit-serial.log", [kr.build_dir]))
+        caps.append(coverage.Capture("kunit", layer, [results / "kunit-serial.log"],
+                                     [kr.build_dir]))
     if "vm" in s.layers:
         vb = VmBuild(REPO, tree.path, s.build, s.jobs, debug=False, variant="-cov",
                      fragments=[REPO / "ci" / "configs" / "coverage.config"],
                      kernel_vars=coverage.make_vars(coverage.STEMS), cxl_vars=["GCOV_PROFILE=y"],
-                     extra_files={"gcov-dump.sh": REPO / "ci" / "gcov-dump.sh"})
+                     extra_files={"gcov-dump.sh": REPO / "ci" / "gcov-dump.sh"},
+                     shards=s.vm_shards)
         coverage.remove_gcda([vb.kdir, vb.cxl_root])
         log("coverage: building and booting the VM kernel with gcov")
         layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, timings, vb=vb,
                        append="cxlsr.gcov=1")
-        caps.append(coverage.Capture("vm", layer, results / "vm-serial.log", [vb.kdir, vb.cxl_root]))
+        consoles = sorted(results.glob("vm-serial-*.log")) or [results / "vm-serial.log"]
+        caps.append(coverage.Capture("vm", layer, consoles, [vb.kdir, vb.cxl_root]))
     rc = report(s, [c.layer for c in caps], timings, results)
     return max(rc, coverage.finish(caps, tree.path, results, timings))
 

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """`make check`: the project's own tests, around the main job.
 
-Steps, each recorded in build/results/checks.json as passed/failed counts:
+Steps, each recorded in build/results/checks.json as passed/failed counts
+with the seconds it took:
   unit        the runner's unit tests (ci/tests)
   kunit       the main job: every KUnit case (from summary.json)
   checkpatch  scripts/checkpatch.pl --strict on every patch and new file
@@ -27,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
@@ -43,10 +45,17 @@ CHECKPATCH = ["scripts/checkpatch.pl", "--strict", "--quiet", "--no-summary",
 CHECKED_SUFFIXES = {".c", ".h", ".sh", ""}
 
 
+_step_start = [time.monotonic()]
+
+
 def _record(results: Path, name: str, passed: int, failed: int, detail: Any = None) -> None:
+    """A step's counts, and its seconds: the time since the previous step ended."""
     path = results / "checks.json"
     doc: Dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    doc[name] = {"passed": passed, "failed": failed, "detail": detail}
+    now = time.monotonic()
+    doc[name] = {"passed": passed, "failed": failed, "seconds": round(now - _step_start[0]),
+                 "detail": detail}
+    _step_start[0] = now
     atomic_write(path, json.dumps(doc, indent=2) + "\n")
 
 
@@ -265,6 +274,7 @@ def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
     results: Path = s.results
     results.mkdir(parents=True, exist_ok=True)
     (results / "checks.json").unlink(missing_ok=True)
+    _step_start[0] = time.monotonic()
     ok = True
 
     p, f = unit(repo)

@@ -243,23 +243,26 @@ def make_vars(stems: Iterable[str]) -> List[str]:
 class Capture:
     name: str
     layer: Layer
-    console: Path
+    consoles: List[Path]  # one per VM that ran a share of the cases
     objdirs: List[Path]
 
 
 def collect(cap: Capture, work: Path) -> Optional[Path]:
-    """The run's counters, beside their .gcno, captured into work/<name>.info."""
-    text = cap.console.read_text(errors="replace") if cap.console.is_file() else ""
-    payload = console_payload(text)
-    if payload is None:
-        log(f"coverage: the {cap.name} run printed no gcov data ({cap.console})")
-        return None
-    placed = place_gcda(payload)
-    log(f"coverage: {cap.name}: {len(placed)} .gcda files")
+    """The runs' counters, each console's placed beside their .gcno in turn,
+    captured and summed into work/<name>.info."""
     infos = []
-    for i, d in enumerate(cap.objdirs):
-        if any(p.is_relative_to(d) for p in placed):
-            infos.append(lcov_capture(d, work / f"{cap.name}-{i}.info", cap.name))
+    for k, console in enumerate(cap.consoles):
+        text = console.read_text(errors="replace") if console.is_file() else ""
+        payload = console_payload(text)
+        if payload is None:
+            log(f"coverage: the {cap.name} run printed no gcov data ({console})")
+            return None
+        remove_gcda(cap.objdirs)  # what another console left would count twice
+        placed = place_gcda(payload)
+        log(f"coverage: {cap.name}: {len(placed)} .gcda files from {console.name}")
+        for i, d in enumerate(cap.objdirs):
+            if any(p.is_relative_to(d) for p in placed):
+                infos.append(lcov_capture(d, work / f"{cap.name}-{k}-{i}.info", cap.name))
     if not infos:
         return None
     out = work / f"{cap.name}.info"

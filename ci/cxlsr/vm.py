@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +24,12 @@ from typing import Dict, List, Tuple
 from .accel import kvm_usable
 from .results import ERROR, FAIL, SKIP, Case, Layer, Suite, first_splat, judge
 from . import ndctl
-from .util import RunnerError, cache_dir, clip, log, run, stream
+from .util import RunnerError, atomic_write, cache_dir, clip, log, run, stream
 
 FRAGMENTS = ("vm.config", "debug.config")
 # The serial console marks the start and the end of the selftest run with these.
 BEGIN, END = "CXL-SR-KSELFTEST-BEGIN", "CXL-SR-KSELFTEST-END"
+Plan = List[Tuple[str, List[str]]]  # one VM's (program, its cases), in run order
 
 
 def read_fragment(path: Path) -> Dict[str, str]:
@@ -72,6 +74,11 @@ class VmBuild:
     kernel_vars: List[str] = field(default_factory=list)
     cxl_vars: List[str] = field(default_factory=list)
     extra_files: Dict[str, Path] = field(default_factory=dict)  # initramfs path -> file
+    # More than one: the cases are split over that many VMs (shard()), each
+    # booted with cxlsr.shard=K and running /cxlsr-plan/K; case_times weighs them.
+    shards: int = 1
+    case_times: Dict[str, float] = field(default_factory=dict)
+    plans: List[Plan] = field(default_factory=list)
 
     @property
     def kdir(self) -> Path:
@@ -192,6 +199,7 @@ class VmBuild:
         for tool in ("bash", "jq"):
             self._copy_tool(root, shutil.which(tool))
         self._selftests(root)
+        self._plans(root)
         init = root / "init"
         init.write_text((self.repo / "ci" / "vm-init.sh").read_text())
         init.chmod(0o755)
@@ -219,6 +227,20 @@ class VmBuild:
             if not dst.exists():
                 shutil.copy2(os.path.realpath(lib), dst)
 
+    def _plans(self, root: Path) -> None:
+        """/cxlsr-plan/K: a line per program, its name and the harness's -r
+        options for the cases VM K runs."""
+        self.plans = []
+        if self.shards < 2:
+            return
+        progs = selftest_programs(self.repo / "selftests" / "Makefile")
+        cases = {p: list_cases(root / "kselftest" / "cxl" / p) for p in progs}
+        self.plans = shard(cases, self.shards, self.case_times)
+        (root / "cxlsr-plan").mkdir()
+        for k, plan in enumerate(self.plans):
+            (root / "cxlsr-plan" / str(k)).write_text("".join(
+                f"{prog} " + " ".join(f"-r {c}" for c in cs) + "\n" for prog, cs in plan))
+
     def _selftests(self, root: Path) -> None:
         out = self.build / "vm-kselftest"
         logf = self.build / "results" / "vm-build.log"
@@ -241,14 +263,17 @@ def pack_cpio(root: Path, out: Path) -> None:
         raise RunnerError(f"cpio failed packing {root} into {out}")
 
 
-def qemu_cmd(kernel: Path, initrd: Path, append: str) -> List[str]:
+def qemu_cmd(kernel: Path, initrd: Path, append: str, cpus: int = 2) -> List[str]:
+    """Two NUMA nodes (cxl_test's mock devices sit on both), one socket per
+    CPU; with one CPU the second node has memory only."""
     accel = "kvm" if kvm_usable() else "tcg"
+    node1 = "node,nodeid=1,memdev=m1" + (",cpus=1" if cpus > 1 else "")
     return ["qemu-system-x86_64", "-machine", "q35", "-accel", accel,
-            "-m", "2G,slots=4,maxmem=128G", "-smp", "2,sockets=2,cores=1,threads=1",
+            "-m", "2G,slots=4,maxmem=128G", "-smp", f"{cpus},sockets={cpus},cores=1,threads=1",
             "-object", "memory-backend-ram,id=m0,size=1G",
             "-object", "memory-backend-ram,id=m1,size=1G",
             "-numa", "node,nodeid=0,memdev=m0,cpus=0",
-            "-numa", "node,nodeid=1,memdev=m1,cpus=1",
+            "-numa", node1,
             "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
             "-kernel", str(kernel), "-initrd", str(initrd),
             "-append", "console=ttyS0 panic=-1 memhp_default_state=offline " + append]
@@ -260,21 +285,26 @@ class Boot:
     log: str
     seconds: float
     running: str = ""  # the test that was running when the boot ended early
+    stamps: List[Tuple[float, str]] = field(default_factory=list)  # (s since start, line)
 
 
-def boot(kernel: Path, initrd: Path, logf: Path, timeout: int, append: str = "") -> Boot:
+def boot(kernel: Path, initrd: Path, logf: Path, timeout: int, append: str = "",
+         cpus: int = 2) -> Boot:
     """One QEMU run; `timeout` must already be clip()ped (the caller reports it)."""
     t0 = time.monotonic()
+    stamps: List[Tuple[float, str]] = []
+
+    def stamp(line: str) -> None:
+        if "RUN" in line or "selftests:" in line or "OK" in line or "FAIL" in line or "SKIP" in line:
+            stamps.append((time.monotonic() - t0, line.rstrip("\r\n")))
+
     with logf.open("w") as out:
-        rc = stream(qemu_cmd(kernel, initrd, append), timeout, out)
+        rc = stream(qemu_cmd(kernel, initrd, append, cpus), timeout, out, on_line=stamp)
     text = logf.read_text(errors="replace")
     seconds = round(time.monotonic() - t0, 1)
     running = running_test(text)
-    if rc is None:
-        return Boot("timeout", text, seconds, running)
-    if END not in text:
-        return Boot("crashed", text, seconds, running)
-    return Boot("ok", text, seconds, running)
+    status = "timeout" if rc is None else "crashed" if END not in text else "ok"
+    return Boot(status, text, seconds, running, stamps)
 
 
 def kernel_seconds_at(text: str, needle: str) -> float | None:
@@ -385,28 +415,161 @@ def selftest_programs(makefile: Path) -> List[str]:
     return sorted(progs)
 
 
+def harness_cases(listing: str) -> List[str]:
+    """FIXTURE[.VARIANT].TEST of every case, in the order the harness runs
+    them, from its `-l` table: per fixture, a column of variants beside a
+    column of tests ("%-20s %-25s %s"), every variant running every test."""
+    blocks: List[Tuple[str, List[str], List[str]]] = []
+    for line in listing.splitlines():
+        if line.startswith(("# FIXTURE", "---")):
+            continue
+        for m in re.finditer(r"\S+", line):
+            if m.start() < 21:
+                blocks.append((m.group(), [], []))
+            elif blocks:
+                blocks[-1][1 if m.start() < 47 else 2].append(m.group())
+    cases: List[str] = []
+    for fixture, variants, tests in blocks:
+        cases += [f"{fixture}.{v}.{t}" for v in variants for t in tests] if variants else \
+                 [f"{fixture}.{t}" for t in tests]
+    return cases
+
+
+def list_cases(binary: Path) -> List[str]:
+    """The cases of a kselftest harness program (it lists them and exits)."""
+    proc = subprocess.run([str(binary), "-l"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, timeout=60)
+    cases = harness_cases(proc.stderr)
+    if not cases:
+        raise RunnerError(f"{binary.name} -l listed no case")
+    return cases
+
+
+def shard(cases: Dict[str, List[str]], n: int, seconds: Dict[str, float]) -> List[Plan]:
+    """Split every program's cases over n VMs, longest first onto the least
+    loaded one (by `seconds`, an earlier run's case times; unknown cases
+    count as the mean); each VM runs its cases in the programs' own order."""
+    names = [(prog, case) for prog, cs in cases.items() for case in cs]
+    known = [seconds[f"{p}.{c}"] for p, c in names if f"{p}.{c}" in seconds]
+    mean = sum(known) / len(known) if known else 1.0
+    load = [0.0] * n
+    where: Dict[Tuple[str, str], int] = {}
+    for key in sorted(names, key=lambda k: -seconds.get(f"{k[0]}.{k[1]}", mean)):
+        i = load.index(min(load))
+        where[key] = i
+        load[i] += seconds.get(f"{key[0]}.{key[1]}", mean)
+    plans: List[Plan] = []
+    for i in range(n):
+        plan = [(prog, [c for c in cs if where[(prog, c)] == i]) for prog, cs in cases.items()]
+        plans.append([(prog, cs) for prog, cs in plan if cs])
+    return [p for p in plans if p]
+
+
+def case_seconds(stamps: List[Tuple[float, str]]) -> Dict[str, float]:
+    """program.case -> wall seconds, from console lines stamped as they came."""
+    out: Dict[str, float] = {}
+    program, started = "", {}
+    for t, line in stamps:
+        m = re.match(r"^# selftests: \S+: (\S+)$", line)
+        if m:
+            program = m.group(1)
+        m = re.match(r"^[# ]*#\s+RUN\s+(\S+) \.\.\.", line)
+        if m:
+            started[m.group(1)] = t
+        m = re.match(r"^[# ]*#\s+(?:OK|FAIL|XFAIL|XPASS|SKIP)\s+(\S+)\s*$", line)
+        if m and m.group(1) in started:
+            out[f"{program}.{m.group(1)}"] = round(t - started.pop(m.group(1)), 1)
+    return out
+
+
+def boot_all(kernel: Path, initrd: Path, results: Path, timeout: int, append: str,
+             shards: int) -> List[Boot]:
+    """One QEMU per shard, side by side (shard K logs to vm-serial-K.log).
+
+    Under TCG a guest with two vCPUs keeps a host core and a bit busy; two
+    such guests on two cores made every case 1.7 times slower (vCPU threads
+    preempting each other mid-IPI), a gain of 8 %. A VM per core with one
+    vCPU each ran the debug layer in 660 s against one two-vCPU VM's 928 s."""
+    for old in results.glob("vm-serial-*.log"):
+        old.unlink()
+    if shards < 2:
+        return [boot(kernel, initrd, results / "vm-serial.log", timeout, append)]
+    boots: List[Boot | None] = [None] * shards
+
+    def one(k: int) -> None:
+        boots[k] = boot(kernel, initrd, results / f"vm-serial-{k}.log", timeout,
+                        f"{append} cxlsr.shard={k}".strip(), cpus=1)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(shards)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [b for b in boots if b is not None]
+
+
+def merge_suites(suites: List[Suite]) -> List[Suite]:
+    """A program's cases from every VM that ran some of them, as one suite."""
+    merged: Dict[str, Suite] = {}
+    for s in suites:
+        if s.name in merged:
+            merged[s.name].cases += s.cases
+        else:
+            merged[s.name] = Suite(s.name, s.layer, list(s.cases))
+    return list(merged.values())
+
+
 def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeout: int,
            timings: Dict[str, float], debug: bool = True, vb: VmBuild | None = None,
            append: str = "") -> Layer:
     vb = vb or VmBuild(repo, tree, build, jobs, debug=debug)
+    times_file = build / f"vm-case-seconds{vb.variant}.json"
+    # A run narrowed to some cases (cxlsr.test=, cxlsr.harness=) stays in one VM.
+    if "cxlsr.test=" in append or "cxlsr.harness=" in append:
+        vb.shards = 1
+    if times_file.is_file():
+        vb.case_times = json.loads(times_file.read_text())
     vb.kernel()
     initrd = vb.initramfs(build / f"vm-initramfs{vb.variant}.cpio")
     timings.update(vb.timings)
     layer = Layer("vm", log="vm-serial.log", ktap="vm.ktap")
     timeout = int(clip(timeout))
-    b = boot(vb.kdir / "arch/x86/boot/bzImage", initrd, results / layer.log, timeout, append)
-    timings["vm-boot+test"] = b.seconds
-    booted = kernel_seconds_at(b.log, "Run /init")
+    boots = boot_all(vb.kdir / "arch/x86/boot/bzImage", initrd, results, timeout, append,
+                     len(vb.plans) or 1)
+    timings["vm-boot+test"] = max(b.seconds for b in boots)
+    booted = kernel_seconds_at(boots[0].log, "Run /init")
     if booted is not None:
         timings["vm-boot"] = booted
-    ktap = extract_ktap(b.log)
-    (results / layer.ktap).write_text(ktap)
-    programs = split_kselftest(ktap)
-    expected = selftest_programs(repo / "selftests" / "Makefile")
-    layer.suites = [parse_program(tree, name, tap, verdict, results)
-                    for name, (tap, verdict) in programs.items()]
-    if b.status != "ok":
+    seconds: Dict[str, float] = {}
+    suites: List[Suite] = []
+    ktaps: List[str] = []
+    for k, b in enumerate(boots):
+        ktap = extract_ktap(b.log)
+        ktaps.append(ktap)
+        seconds.update(case_seconds(b.stamps))
+        for name, (tap, verdict) in split_kselftest(ktap).items():
+            suites.append(parse_program(tree, name if len(boots) == 1 else f"{name}-{k}", tap,
+                                        verdict, results))
+            suites[-1].name = name
+    if len(boots) > 1:
+        (results / layer.log).write_text("".join(
+            f"### cxl-sr: VM {k} of {len(boots)} (vm-serial-{k}.log)\n{b.log}" for k, b in enumerate(boots)))
+    (results / layer.ktap).write_text("".join(ktaps))
+    layer.suites = merge_suites(suites)
+    atomic_write(results / "vm-case-seconds.json", json.dumps(seconds, indent=1) + "\n")
+    bad = [(k, b) for k, b in enumerate(boots) if b.status != "ok"]
+    if bad:
+        k, b = bad[0]
         layer.status = "timeout" if b.status == "timeout" else "error"
-        layer.message = boot_message(b, timeout)
+        layer.message = (f"VM {k}: " if len(boots) > 1 else "") + boot_message(b, timeout)
         return layer
-    return judge(layer, expected, b.log, may_skip=MAY_SKIP)
+    if seconds:
+        atomic_write(times_file, json.dumps({**vb.case_times, **seconds}, indent=1) + "\n")
+    planned = [f"{prog}.{c}" for plan in vb.plans for prog, cs in plan for c in cs]
+    reported = {f"{s.name}.{c.name}" for s in layer.suites for c in s.cases}
+    lost = [c for c in planned if c not in reported]
+    expected = selftest_programs(repo / "selftests" / "Makefile")
+    layer = judge(layer, expected, "\n".join(b.log for b in boots), may_skip=MAY_SKIP)
+    if lost and layer.status == "ok":
+        layer.status, layer.message = "error", f"no result for planned case(s) {', '.join(lost[:5])}"
+    return layer

@@ -4,9 +4,21 @@ import unittest
 
 from pathlib import Path
 
-from cxlsr.vm import (BEGIN, END, Boot, VmBuild, boot_message, config_mismatches,
-                      extract_ktap, kernel_seconds_at, running_test, selftest_programs,
-                      split_kselftest)
+from cxlsr.results import PASS, FAIL, Case, Suite
+from cxlsr.vm import (BEGIN, END, Boot, VmBuild, boot_message, case_seconds, config_mismatches,
+                      extract_ktap, harness_cases, kernel_seconds_at, merge_suites,
+                      running_test, selftest_programs, shard, split_kselftest)
+
+# What `cxl_sr_layout -l` prints (kselftest_harness.h, "%-20s %-25s %s"):
+# variants and tests side by side, a variant name overflowing its column.
+LISTING = (f"{'# FIXTURE':<20} {'VARIANT':<25} TEST\n"
+           f"{'cxl_sr':<20} {'sr_equals_committed_region':<25} owner\n"
+           f"{'':<20} {'no_soft_reserved':<25} recheck\n"
+           + "-" * 80 + "\n"
+           f"{'hmem_owned':<20} {'':<25} create_region_sysfs\n"
+           f"{'':<20} {'':<25} reload\n"
+           + "-" * 80 + "\n"
+           f"{'layout':<20} {'region_first':<25} owners\n")
 
 # What run_kselftest.sh prints for a harness program, as it reaches the console.
 CONSOLE = f"""[    1.0] booting
@@ -104,3 +116,33 @@ class VmTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ShardTest(unittest.TestCase):
+    def test_harness_cases(self) -> None:
+        self.assertEqual(harness_cases(LISTING), [
+            "cxl_sr.sr_equals_committed_region.owner", "cxl_sr.sr_equals_committed_region.recheck",
+            "cxl_sr.no_soft_reserved.owner", "cxl_sr.no_soft_reserved.recheck",
+            "hmem_owned.create_region_sysfs", "hmem_owned.reload", "layout.region_first.owners"])
+
+    def test_shard_balances_and_keeps_order(self) -> None:
+        cases = {"p": ["a", "b", "c", "d"], "q": ["e"]}
+        plans = shard(cases, 2, {"p.a": 10, "p.b": 1, "p.c": 1, "p.d": 1, "q.e": 7})
+        self.assertEqual(plans, [[("p", ["a"])], [("p", ["b", "c", "d"]), ("q", ["e"])]])
+        # Every case once, whatever the weights; no empty VM.
+        flat = sorted(f"{p}.{c}" for plan in shard(cases, 8, {}) for p, cs in plan for c in cs)
+        self.assertEqual(flat, ["p.a", "p.b", "p.c", "p.d", "q.e"])
+        self.assertEqual(len(shard(cases, 8, {})), 5)
+        self.assertEqual(shard(cases, 1, {}), [[("p", cases["p"]), ("q", cases["q"])]])
+
+    def test_case_seconds(self) -> None:
+        stamps = [(0.0, "# selftests: cxl: p"), (1.0, "# #  RUN           f.v.t ..."),
+                  (4.5, "# #            OK  f.v.t"), (5.0, "# #  RUN           f.w.t ..."),
+                  (9.0, "# #          FAIL  f.w.t"), (9.5, "# #  RUN           f.x.t ...")]
+        self.assertEqual(case_seconds(stamps), {"p.f.v.t": 3.5, "p.f.w.t": 4.0})
+
+    def test_merge_suites(self) -> None:
+        merged = merge_suites([Suite("p", "vm", [Case("a", PASS)]), Suite("q", "vm"),
+                               Suite("p", "vm", [Case("b", FAIL)])])
+        self.assertEqual([(s.name, [c.name for c in s.cases]) for s in merged],
+                         [("p", ["a", "b"]), ("q", [])])

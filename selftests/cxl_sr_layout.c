@@ -66,6 +66,12 @@ FIXTURE_VARIANT(layout) {
 	int conflicts;		/* lost arbitrations after the load */
 	struct owners reloaded;	/* after dax_hmem + dax_cxl reload: regions all there */
 	int reload_conflicts;	/* lost arbitrations after each reload */
+	/*
+	 * The kernel's known bug, when fresh/reloaded (its outcome, checked as
+	 * exactly as any other) leave Soft Reserved bytes nobody can use: the
+	 * test then fails on that alone, and XFAIL_ADD() below expects it.
+	 */
+	const char *bug;
 };
 
 /*
@@ -100,6 +106,7 @@ FIXTURE_VARIANT_ADD(layout, partial_region_first) {
 	.layout = "partial", .order = REGION_FIRST,
 	.fresh = { .hmem = 1024, .idle = 1024 }, .conflicts = 1,
 	.reloaded = { .hmem = 1024, .idle = 1024 }, .reload_conflicts = 1,
+	.bug = "region0's HPA keeps kmem off HMEM's device: 1024 MiB idle",
 };
 
 FIXTURE_VARIANT_ADD(layout, partial_decision_first) {
@@ -115,6 +122,7 @@ FIXTURE_VARIANT_ADD(layout, partial_dax_cxl_first) {
 	.layout = "partial", .order = DAX_CXL_FIRST,
 	.fresh = { .cxl = 512, .none = 512 }, .conflicts = 1,
 	.reloaded = { .hmem = 1024, .idle = 1024 }, .reload_conflicts = 1,
+	.bug = "the half region0 leaves has no owner; reloaded, all 1024 MiB idle",
 };
 
 /* two_ranges: region0's range goes to CXL, the other range to HMEM. */
@@ -142,12 +150,14 @@ FIXTURE_VARIANT_ADD(layout, span_region_first) {
 	.layout = "span", .order = REGION_FIRST, .span = true,
 	.fresh = { .hmem = 768, .idle = 768 }, .conflicts = 2,
 	.reloaded = { .hmem = 768, .idle = 768 }, .reload_conflicts = 2,
+	.bug = "the regions' HPA keeps kmem off HMEM's device: 768 MiB idle",
 };
 
 FIXTURE_VARIANT_ADD(layout, span_dax_cxl_first) {
 	.layout = "span", .order = DAX_CXL_FIRST, .span = true,
 	.fresh = { .cxl = 768 }, .conflicts = 1,
 	.reloaded = { .hmem = 768, .idle = 768 }, .reload_conflicts = 2,
+	.bug = "reloaded, HMEM wins the regions' range and kmem cannot bind it: 768 MiB idle",
 };
 
 /* outside: no CXL window, nothing to wait for; HMEM's at once. */
@@ -712,6 +722,32 @@ static bool innocent_region(const char *region, unsigned long long start)
 	return region_committed(region) && read_u64(CXL_DEVS "/%s/resource", region) == start;
 }
 
+/* Soft Reserved MiB now held by nobody, or by a dax device no driver could bind. */
+static unsigned long long unusable_now(void)
+{
+	struct owners o;
+
+	owners_now(&o);
+	return o.none + o.idle;
+}
+
+/*
+ * What a maintainer wants of every layout: each Soft Reserved byte ends with
+ * an owner whose driver holds it. Where the variant names the kernel's bug
+ * and every other check held, that bug decides the verdict: name it (the
+ * harness prints it after XFAIL, or after XPASS once the bug is gone; a
+ * failure on any other check has no reason).
+ */
+static void expect_usable(struct __test_metadata *_metadata,
+			  const struct _fixture_variant_layout *variant,
+			  unsigned long long unusable)
+{
+	if (variant->bug && _metadata->exit_code == KSFT_PASS)
+		snprintf(_metadata->results->reason, sizeof(_metadata->results->reason),
+			 "known bug: %s", variant->bug);
+	EXPECT_EQ(0ULL, unusable) TH_LOG("%llu MiB of Soft Reserved nobody can use", unusable);
+}
+
 static bool dax_modules_gone(void)
 {
 	return !module_loaded("dax_cxl") && !module_loaded("dax_hmem");
@@ -720,10 +756,11 @@ static bool dax_modules_gone(void)
 TEST_F_TIMEOUT(layout, owners, 600)
 {
 	char root[32], innocent[32] = "";
-	unsigned long long istart = 0;
+	unsigned long long istart = 0, unusable;
 	int round;
 
 	check_owners(_metadata, &variant->fresh, variant->conflicts, "after the load");
+	unusable = unusable_now();
 	check_iomem(_metadata, variant->order == REGION_FIRST);
 	check_hmem_hpa_refused(_metadata);
 
@@ -752,13 +789,22 @@ TEST_F_TIMEOUT(layout, owners, 600)
 		ASSERT_EQ(0, sh("modprobe dax_cxl"));
 		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, SETTLE_MS));
 		check_owners(_metadata, &variant->reloaded, variant->reload_conflicts, when);
+		if (unusable_now() > unusable)
+			unusable = unusable_now();
 		check_iomem(_metadata, false);
 		if (*innocent)
 			EXPECT_TRUE(innocent_region(innocent, istart)) TH_LOG("%s: %s went", when,
 									      innocent);
 	}
+	expect_usable(_metadata, variant, unusable);
 	TH_LOG("%s: %lld ms from load to the last check", variant->layout, now_ms() - t_setup);
 }
+
+/* The kernel's known bugs (the variants' .bug): each must still fail, on that alone. */
+XFAIL_ADD(layout, partial_region_first, owners);
+XFAIL_ADD(layout, partial_dax_cxl_first, owners);
+XFAIL_ADD(layout, span_region_first, owners);
+XFAIL_ADD(layout, span_dax_cxl_first, owners);
 
 /*
  * Seed point (g), as 7.3 has it: deleting an auto-assembled region resets

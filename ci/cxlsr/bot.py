@@ -96,6 +96,7 @@ def run_ci(repo: Path, results: Path, out: Path, budget: int, ksrc: Optional[str
     summary.write_text(json.dumps(doc, indent=2) + "\n")
     t = doc["totals"]
     verdict = "PASS" if doc["ok"] and rc == 0 else "FAIL"
-    print(f"ci: {verdict}: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped "
-          f"in {spent}s; {summary}")
+    xfail = f", {t['xfailed']} expected failures" if t.get("xfailed") else ""
+    print(f"ci: {verdict}: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped"
+          f"{xfail} in {spent}s; {summary}")
     return 0 if verdict == "PASS" else 1

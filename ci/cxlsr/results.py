@@ -18,6 +18,10 @@ from typing import Any, Dict, Iterable, List, Optional
 from .util import atomic_write
 
 PASS, FAIL, SKIP, ERROR = "PASS", "FAIL", "SKIP", "ERROR"
+# A case marked as a known bug of the kernel under test (the kselftest
+# harness's XFAIL_ADD): XFAIL while it still fails, XPASS (a failure of the
+# run: the kernel changed, the expectation must follow) once it passes.
+XFAIL, XPASS = "XFAIL", "XPASS"
 
 # The first line of any of these anywhere in a kernel log fails the run.
 SPLAT = re.compile(
@@ -33,6 +37,7 @@ SPLAT = re.compile(
 class Case:
     name: str
     status: str
+    reason: str = ""  # why an XFAIL/XPASS case is expected to fail
 
 
 @dataclass
@@ -46,7 +51,7 @@ class Suite:
 
     @property
     def failed(self) -> int:
-        return self.count(FAIL) + self.count(ERROR)
+        return self.count(FAIL) + self.count(ERROR) + self.count(XPASS)
 
 
 @dataclass
@@ -106,6 +111,7 @@ def judge(layer: Layer, expected: Iterable[str], log_text: str,
     seen = {s.name: s for s in layer.suites}
     missing = [name for name in expected if name not in seen or not seen[name].cases]
     failed = [f"{s.name}.{c.name}" for s in layer.suites for c in s.cases if c.status in (FAIL, ERROR)]
+    xpassed = [f"{s.name}.{c.name}" for s in layer.suites for c in s.cases if c.status == XPASS]
     cases = [c for s in layer.suites for c in s.cases]
     allowed = tuple(may_skip or ())
     skipped = [f"{s.name}.{c.name}" for s in layer.suites for c in s.cases
@@ -121,18 +127,23 @@ def judge(layer: Layer, expected: Iterable[str], log_text: str,
                                                 f"may be missing: {', '.join(skipped[:5])}")
     elif failed:
         layer.status, layer.message = "failed", f"{len(failed)} case(s) failed: {', '.join(failed[:5])}"
+    elif xpassed:
+        layer.status, layer.message = "failed", (
+            f"{len(xpassed)} case(s) marked as a known kernel bug passed (XPASS; the kernel "
+            f"changed: update the expectation): {', '.join(xpassed[:5])}")
     elif splat:
         layer.status, layer.message = "failed", f"kernel splat in the log: {splat}"
     return layer
 
 
 def totals(layers: List[Layer]) -> Dict[str, int]:
-    t = {"passed": 0, "failed": 0, "skipped": 0}
+    t = {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0}
     for layer in layers:
         for s in layer.suites:
             t["passed"] += s.count(PASS)
             t["failed"] += s.failed
             t["skipped"] += s.count(SKIP)
+            t["xfailed"] += s.count(XFAIL)
         if layer.status != "ok" and not any(s.failed for s in layer.suites):
             t["failed"] += 1  # a timeout, crash or splat counts as one failure
     return t
@@ -148,7 +159,8 @@ def write_summary(path: Path, layers: List[Layer], meta: Dict[str, Any]) -> Dict
         for layer in layers}
     doc["suites"] = {
         s.name: {"layer": s.layer, "passed": s.count(PASS), "failed": s.failed,
-                 "skipped": s.count(SKIP), "cases": [asdict(c) for c in s.cases]}
+                 "skipped": s.count(SKIP), "xfailed": s.count(XFAIL),
+                 "cases": [asdict(c) for c in s.cases]}
         for layer in layers for s in layer.suites}
     atomic_write(path, json.dumps(doc, indent=2) + "\n")
     return doc
@@ -159,8 +171,9 @@ def write_junit(path: Path, layers: List[Layer]) -> None:
     for layer in layers:
         for s in layer.suites:
             ts = ET.SubElement(root, "testsuite", name=s.name, tests=str(len(s.cases)),
-                               failures=str(s.count(FAIL)), errors=str(s.count(ERROR)),
-                               skipped=str(s.count(SKIP)))
+                               failures=str(s.count(FAIL) + s.count(XPASS)),
+                               errors=str(s.count(ERROR)),
+                               skipped=str(s.count(SKIP) + s.count(XFAIL)))
             for c in s.cases:
                 tc = ET.SubElement(ts, "testcase", classname=f"{layer.name}.{s.name}", name=c.name)
                 if c.status == FAIL:
@@ -169,6 +182,10 @@ def write_junit(path: Path, layers: List[Layer]) -> None:
                     ET.SubElement(tc, "error", message="crashed")
                 elif c.status == SKIP:
                     ET.SubElement(tc, "skipped")
+                elif c.status == XFAIL:
+                    ET.SubElement(tc, "skipped", message=f"expected failure: {c.reason}")
+                elif c.status == XPASS:
+                    ET.SubElement(tc, "failure", message=f"unexpected pass: {c.reason}")
         if layer.status != "ok":
             ts = ET.SubElement(root, "testsuite", name=f"{layer.name}.run", tests="1",
                                failures="0", errors="1", skipped="0")
@@ -184,16 +201,18 @@ def case_lines(layers: List[Layer]) -> str:
     for layer in layers:
         for s in layer.suites:
             out.append(f"{layer.name}/{s.name}:")
-            out += [f"  {c.status:<5} {c.name}" for c in s.cases]
+            out += [f"  {c.status:<5} {c.name}" + (f"  ({c.reason})" if c.reason else "")
+                    for c in s.cases]
     return "\n".join(out)
 
 
 def table(layers: List[Layer]) -> str:
-    rows = [("layer", "suite", "passed", "failed", "skipped")]
+    rows = [("layer", "suite", "passed", "failed", "skipped", "xfail")]
     for layer in layers:
         for s in layer.suites:
-            rows.append((layer.name, s.name, str(s.count(PASS)), str(s.failed), str(s.count(SKIP))))
-    width = [max(len(r[i]) for r in rows) for i in range(5)]
+            rows.append((layer.name, s.name, str(s.count(PASS)), str(s.failed), str(s.count(SKIP)),
+                         str(s.count(XFAIL))))
+    width = [max(len(r[i]) for r in rows) for i in range(6)]
     lines = ["  ".join(v.ljust(width[i]) if i < 2 else v.rjust(width[i]) for i, v in enumerate(r))
              for r in rows]
     for layer in layers:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from .accel import kvm_usable
-from .results import ERROR, FAIL, SKIP, Case, Layer, Suite, first_splat, judge
+from .results import ERROR, FAIL, SKIP, XFAIL, XPASS, Case, Layer, Suite, first_splat, judge
 from . import ndctl
 from .util import RunnerError, atomic_write, cache_dir, clip, log, run, stream
 
@@ -380,6 +380,21 @@ def split_kselftest(ktap: str) -> Dict[str, Tuple[str, str]]:
     return out
 
 
+def expected_failures(suite: Suite, tap: str) -> None:
+    """kunit.py reads the harness's "ok N case # XFAIL reason" (and # XPASS)
+    as a pass: the directive decides. A case expected to fail names its
+    known bug as the reason when that bug is what failed; an XFAIL without
+    one ("unknown", the harness's default) failed on something else: FAIL."""
+    for m in re.finditer(r"^(?:not )?ok \d+ (\S+) # (XFAIL|XPASS)\b[ \t]*(.*)$", tap, re.M):
+        reason = m.group(3).strip()
+        status = XPASS if m.group(2) == "XPASS" else XFAIL if reason not in ("", "unknown") else FAIL
+        for c in suite.cases:
+            if c.name == m.group(1):
+                c.status = status
+                c.reason = reason if status != FAIL else "expected to fail on its known bug, " \
+                                                         "failed on another check"
+
+
 def parse_program(tree: Path, name: str, tap: str, verdict: str, results: Path) -> Suite:
     """One kselftest program's cases, parsed by the tree's kunit.py."""
     json_out = results / f"vm-{name}.json"
@@ -394,6 +409,7 @@ def parse_program(tree: Path, name: str, tap: str, verdict: str, results: Path) 
         suite.cases = [Case(c["name"], c["status"]) for c in data.get("test_cases", [])]
         for sub in data.get("sub_groups", []):
             suite.cases += [Case(c["name"], c["status"]) for c in sub.get("test_cases", [])]
+    expected_failures(suite, tap)
     if not verdict:
         suite.cases.append(Case("(program)", ERROR))  # it never finished
     elif verdict.startswith("not ok") and not any(c.status in (FAIL, ERROR) for c in suite.cases):

@@ -5,8 +5,8 @@ import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from cxlsr.results import (Case, Layer, Suite, first_splat, judge, suites_from_kunit_json, table, totals,
-                           write_junit, write_summary)
+from cxlsr.results import (PASS, XFAIL, XPASS, Case, Layer, Suite, first_splat, judge,
+                           suites_from_kunit_json, table, totals, write_junit, write_summary)
 
 # The shape kunit.py --json writes (kunit_json.py), with one parameterised case.
 KUNIT_JSON = {
@@ -92,7 +92,7 @@ class ResultsTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             doc = write_summary(Path(d) / "summary.json", [layer], {"kernel": "7.3.4"})
             self.assertFalse(doc["ok"])
-            self.assertEqual(doc["totals"], {"passed": 2, "failed": 1, "skipped": 1})
+            self.assertEqual(doc["totals"], {"passed": 2, "failed": 1, "skipped": 1, "xfailed": 0})
             back = json.loads((Path(d) / "summary.json").read_text())
             self.assertEqual(back["suites"]["dax_regions"]["failed"], 1)
             write_junit(Path(d) / "junit.xml", [layer])
@@ -100,6 +100,24 @@ class ResultsTest(unittest.TestCase):
             self.assertEqual(len(root.findall(".//testcase")), 5)  # 4 cases + the run
             self.assertEqual(len(root.findall(".//failure")), 1)
         self.assertIn("dax_regions", table([layer]))
+
+    def test_expected_failure_and_unexpected_pass(self) -> None:
+        why = "7.3 leaves the range idle"
+        known = Suite("p", "vm", [Case("a", PASS), Case("b", XFAIL, why)])
+        layer = judge(Layer("vm", suites=[known]), ["p"], "", may_skip=())
+        self.assertEqual(layer.status, "ok")  # a known bug still there is no failure
+        self.assertEqual(totals([layer]), {"passed": 1, "failed": 0, "skipped": 0, "xfailed": 1})
+        changed = Suite("p", "vm", [Case("a", PASS), Case("b", XPASS, why)])
+        layer = judge(Layer("vm", suites=[changed]), ["p"], "", may_skip=())
+        self.assertEqual(layer.status, "failed")
+        self.assertIn("XPASS", layer.message)
+        self.assertIn("p.b", layer.message)
+        with tempfile.TemporaryDirectory() as d:
+            write_junit(Path(d) / "junit.xml", [Layer("vm", suites=[known]), layer])
+            root = ET.parse(Path(d) / "junit.xml").getroot()
+            self.assertEqual(root.find(".//testcase[@name='b']/skipped").get("message"),
+                             f"expected failure: {why}")
+            self.assertEqual(root.findall(".//failure")[0].get("message"), f"unexpected pass: {why}")
 
 
 if __name__ == "__main__":

@@ -50,8 +50,12 @@ static struct resource mock_sr[MOCK_SR_MAX];
 static int mock_sr_nr;
 static int mock_sr_published;
 
-/* A held decision gives up by itself well before the hung task detector. */
-#define HMEM_HOLD_MAX_MS 40000
+/*
+ * A held decision gives up by itself, before the hung task detector (120 s
+ * in the VM) would report what waits on it; a one-vCPU TCG guest may take
+ * 45 s to commit a region while the host is busy.
+ */
+#define HMEM_HOLD_MAX_MS 100000
 
 static bool hmem_hold;
 static int hmem_held;

@@ -893,6 +893,9 @@ static void hmem_publish_conflict_still_owns(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, insert_resource(&iomem_resource, straddle), 0);
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, remove_res, straddle), 0);
 
+	/* Without plan B nothing is published anyway: there is no conflict to test. */
+	KUNIT_ASSERT_EQ_MSG(test, set_hmem_param(test, "publish_soft_reserved", "Y"), 0,
+			    "no dax_hmem.publish_soft_reserved (plan B) to try");
 	host = register_td(test, td, false);
 
 	device_release_driver(&host->pdev.dev);

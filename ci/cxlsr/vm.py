@@ -579,7 +579,8 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
         layer.status = "timeout" if b.status == "timeout" else "error"
         layer.message = (f"VM {k}: " if len(boots) > 1 else "") + boot_message(b, timeout)
         return layer
-    if seconds:
+    # Weights only from whole-layer sharded runs: a narrowed run is one two-vCPU VM.
+    if seconds and len(boots) > 1:
         atomic_write(times_file, json.dumps({**vb.case_times, **seconds}, indent=1) + "\n")
     planned = [f"{prog}.{c}" for plan in vb.plans for prog, cs in plan for c in cs]
     reported = {f"{s.name}.{c.name}" for s in layer.suites for c in s.cases}

@@ -30,6 +30,10 @@ FRAGMENTS = ("vm.config", "debug.config")
 # The serial console marks the start and the end of the selftest run with these.
 BEGIN, END = "CXL-SR-KSELFTEST-BEGIN", "CXL-SR-KSELFTEST-END"
 Plan = List[Tuple[str, List[str]]]  # one VM's (program, its cases), in run order
+# Console lines of the kselftest runner and of the harness, as the VM prints them.
+PROGRAM_START = re.compile(r"^# selftests: \S+: (\S+)$")
+CASE_START = re.compile(r"^[# ]*#\s+RUN\s+(\S+) \.\.\.")
+CASE_END = re.compile(r"^[# ]*#\s+(?:OK|FAIL|XFAIL|XPASS|SKIP)\s+(\S+)\s*$")
 
 
 def read_fragment(path: Path) -> Dict[str, str]:
@@ -295,8 +299,7 @@ def boot(kernel: Path, initrd: Path, logf: Path, timeout: int, append: str = "",
     stamps: List[Tuple[float, str]] = []
 
     def stamp(line: str) -> None:
-        if "RUN" in line or "selftests:" in line or "OK" in line or "FAIL" in line or "SKIP" in line:
-            stamps.append((time.monotonic() - t0, line.rstrip("\r\n")))
+        stamps.append((time.monotonic() - t0, line.rstrip("\r\n")))
 
     with logf.open("w") as out:
         rc = stream(qemu_cmd(kernel, initrd, append, cpus), timeout, out, on_line=stamp)
@@ -320,18 +323,18 @@ def running_test(text: str) -> str:
     program, case = "", ""
     for line in text.splitlines():
         line = line.rstrip("\r")
-        m = re.match(r"^# selftests: \S+: (\S+)$", line)
+        m = PROGRAM_START.match(line)
         if m:
             program, case = m.group(1), ""
             continue
         if re.match(r"^(?:not )?ok \d+ selftests: ", line):
             program, case = "", ""
             continue
-        m = re.match(r"^[# ]*#\s+RUN\s+(\S+) \.\.\.", line)
+        m = CASE_START.match(line)
         if m:
             case = m.group(1)
             continue
-        m = re.match(r"^[# ]*#\s+(?:OK|FAIL|XFAIL|XPASS|SKIP)\s+(\S+)\s*$", line)
+        m = CASE_END.match(line)
         if m and m.group(1) == case:
             case = ""
     if program and case:
@@ -486,13 +489,13 @@ def case_seconds(stamps: List[Tuple[float, str]]) -> Dict[str, float]:
     out: Dict[str, float] = {}
     program, started = "", {}
     for t, line in stamps:
-        m = re.match(r"^# selftests: \S+: (\S+)$", line)
+        m = PROGRAM_START.match(line)
         if m:
             program = m.group(1)
-        m = re.match(r"^[# ]*#\s+RUN\s+(\S+) \.\.\.", line)
+        m = CASE_START.match(line)
         if m:
             started[m.group(1)] = t
-        m = re.match(r"^[# ]*#\s+(?:OK|FAIL|XFAIL|XPASS|SKIP)\s+(\S+)\s*$", line)
+        m = CASE_END.match(line)
         if m and m.group(1) in started:
             out[f"{program}.{m.group(1)}"] = round(t - started.pop(m.group(1)), 1)
     return out

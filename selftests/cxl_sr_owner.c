@@ -572,4 +572,49 @@ TEST_F_TIMEOUT(hmem_idle, cxl_region_over_hmem_range, 300)
 		cxl_loses_visibly(_metadata, &w);
 }
 
+/*
+ * dax_cxl registers its driver from a work item, after its init returned.
+ * When that registration fails (cxl_test takes the driver's name first),
+ * the module stays loaded without its driver, and must then unload
+ * without unregistering a driver it never registered.
+ */
+FIXTURE(dax_cxl_refused) {
+};
+
+FIXTURE_SETUP(dax_cxl_refused)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unload_stack();
+	ASSERT_TRUE(stack_unloaded()) TH_LOG("%s still loaded from before", stack_left());
+	kmsg_mark();
+	ASSERT_EQ(0, sh("modprobe cxl_test dax_region_name_taken=1"));
+	coldplug();
+}
+
+FIXTURE_TEARDOWN(dax_cxl_refused)
+{
+	unload_stack();
+	EXPECT_FALSE(module_loaded("cxl_test"));
+	EXPECT_FALSE(module_loaded("dax_cxl"));
+}
+
+static bool dax_cxl_registration_refused(void)
+{
+	return kmsg_has("Driver 'cxl_dax_region' is already registered");
+}
+
+TEST_F_TIMEOUT(dax_cxl_refused, unload, 300)
+{
+	ASSERT_EQ(0, sh("modprobe dax_cxl"));
+	ASSERT_TRUE(wait_for(dax_cxl_registration_refused, DRIVER_BOUND_MS))
+		TH_LOG("dax_cxl's driver registration was not refused within %d ms",
+		       DRIVER_BOUND_MS);
+	kmsg_mark();
+	ASSERT_EQ(0, sh("modprobe -r dax_cxl"));
+	EXPECT_FALSE(module_loaded("dax_cxl"));
+	EXPECT_FALSE(kmsg_has("Unexpected driver unregister"))
+		TH_LOG("dax_cxl's exit unregistered a driver that never registered");
+}
+
 TEST_HARNESS_MAIN

@@ -52,6 +52,22 @@ int sh(const char *fmt, ...)
 	return WEXITSTATUS(rc);
 }
 
+/* Run a command; its exit status, and what it printed (both streams) in out. */
+int run_tool(char *out, size_t len, const char *cmd)
+{
+	FILE *p = popen(cmd, "r");
+	size_t used = 0;
+	int rc;
+
+	out[0] = '\0';
+	if (!p)
+		return -1;
+	while (used + 1 < len && fgets(out + used, len - used, p))
+		used += strlen(out + used);
+	rc = pclose(p);
+	return rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc);
+}
+
 bool exists(const char *fmt, ...)
 {
 	char path[PATH_MAX];
@@ -710,13 +726,24 @@ static int kmsg_fd = -1;
 static char *kmsg_text;
 static size_t kmsg_len;
 
-void kmsg_mark(void)
+static void kmsg_seek(int whence)
 {
 	if (kmsg_fd < 0)
 		kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
 	if (kmsg_fd >= 0)
-		lseek(kmsg_fd, 0, SEEK_END);
+		lseek(kmsg_fd, 0, whence);
 	kmsg_len = 0;
+}
+
+void kmsg_mark(void)
+{
+	kmsg_seek(SEEK_END);
+}
+
+/* From the oldest record the kernel still holds: what boot said, too. */
+void kmsg_rewind(void)
+{
+	kmsg_seek(SEEK_SET);
 }
 
 bool kmsg_has(const char *needle)

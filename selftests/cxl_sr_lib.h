@@ -29,6 +29,7 @@ struct dax_dev {
 extern char region_err[256];
 
 int sh(const char *fmt, ...);
+int run_tool(char *out, size_t len, const char *cmd);
 bool exists(const char *fmt, ...);
 const char *read_line(char *buf, size_t len, const char *fmt, ...);
 unsigned long long read_u64(const char *fmt, const char *dev);
@@ -60,6 +61,7 @@ int make_ram_region(const char *root, unsigned long long size, char *region, siz
 bool region_committed(const char *region);
 bool cxl_owns_two(void);
 void kmsg_mark(void);
+void kmsg_rewind(void);
 bool kmsg_has(const char *needle);
 int kmsg_count(const char *needle);
 int iomem_count(const char *name);

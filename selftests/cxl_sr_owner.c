@@ -285,22 +285,6 @@ TEST_F_TIMEOUT(hmem_owned, reload_and_rebind_keep_owner, 300)
 	}
 }
 
-/* Run a command; its exit status, and what it printed (both streams) in out. */
-static int run_tool(char *out, size_t len, const char *cmd)
-{
-	FILE *p = popen(cmd, "r");
-	size_t used = 0;
-	int rc;
-
-	out[0] = '\0';
-	if (!p)
-		return -1;
-	while (used + 1 < len && fgets(out + used, len - used, p))
-		used += strlen(out + used);
-	rc = pclose(p);
-	return rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc);
-}
-
 /*
  * d, with the real cxl tool: the seed's command, against the window and a
  * memdev HMEM's range needs, fails the way the mail shows it: the tool's

@@ -49,7 +49,7 @@ class Settings:
                    jobs=int(env.get("JOBS") or os.cpu_count() or 2),
                    any_version=env.get("CXL_SR_ANY_KERNEL") == "1",
                    run_timeout=int(env.get("KUNIT_TIMEOUT") or 120),
-                   layers=(env.get("LAYERS") or "kunit vm").replace(",", " ").split(),
+                   layers=(env.get("LAYERS") or "kunit vm hw").replace(",", " ").split(),
                    vm_timeout=int(env.get("VM_TIMEOUT") or 1800),
                    vm_debug=env.get("VM_DEBUG", "1") != "0",
                    # Under TCG a guest keeps about one host core busy: a VM per core.
@@ -131,6 +131,12 @@ def cmd_run(s: Settings, _: argparse.Namespace) -> int:
         vb = VmBuild(REPO, tree, s.build, s.jobs, debug=s.vm_debug, shards=s.vm_shards)
         layers.append(run_vm(REPO, tree, s.build, s.results, s.jobs, s.vm_timeout, timings,
                              vb=vb, append=os.environ.get("VM_APPEND", "")))
+    if "hw" in s.layers:
+        from .hw import run_hw
+        log("the hw layer: emulated CXL hardware, the tree's own modules")
+        layers.append(run_hw(REPO, s.build / "src" / "linux", s.build, s.results, s.jobs,
+                             s.vm_timeout, timings, debug=s.vm_debug,
+                             append=os.environ.get("HW_APPEND", "")))
     atomic_write(s.results / "timings.json", json.dumps(timings) + "\n")
     return report(s, layers, timings, s.results)
 
@@ -145,17 +151,24 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
     run(source.GIT + ["apply"] + (["-R"] if args.reverse else []) + [str(patch)], cwd=tree.path,
         what=f"{how} {patch.name}")
     header = patch.read_text().split("diff --git", 1)[0]
+    found = re.search(r"^Layer:\s*(\S+)\s*$", header, re.MULTILINE)
+    where = args.layer or (found.group(1) if found else "kunit")
     try:
-        if args.layer == "vm" or re.search(r"^Layer:\s*vm\s*$", header, re.MULTILINE):
-            from .vm import run_vm
+        if where in ("vm", "hw"):
             results.mkdir(parents=True, exist_ok=True)
             # Harness: the harness options that pick the cases that matter (-f FIXTURE...).
             found = re.search(r"^Harness:\s*(.+?)\s*$", header, re.MULTILINE)
             harness = args.harness or (found.group(1) if found else "")
-            layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, {},
-                           debug=s.vm_debug, append=(
-                               f"cxlsr.test={args.expect_fail} cxlsr.harness="
-                               + ",".join(harness.split()) if harness else ""))
+            append = (f"cxlsr.test={args.expect_fail} cxlsr.harness=" + ",".join(harness.split())
+                      if harness else "")
+            if where == "hw":
+                from .hw import run_hw
+                layer = run_hw(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, {},
+                               debug=s.vm_debug, append=append)
+            else:
+                from .vm import run_vm
+                layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, {},
+                               debug=s.vm_debug, append=append)
         else:
             layer = run_kunit(kunit_run(s, results))
     finally:
@@ -196,7 +209,8 @@ def cmd_bench(s: Settings, args: argparse.Namespace) -> int:
         if proc.returncode not in (0, 1):
             raise RunnerError(f"bench: the {kind} run failed (exit {proc.returncode})")
     stages = ["fetch", "import", "overlay", "configure", "build", "boot", "test",
-              "vm-configure", "vm-build", "initramfs", "vm-boot", "vm-boot+test", "total"]
+              "vm-configure", "vm-build", "initramfs", "vm-boot", "vm-boot+test",
+              "hw-initramfs", "hw-boot+test", "total"]
     stages = [st for st in stages if st in rows["cold"] or st in rows["warm"]]
     print(f"{'stage':<14}{'cold (s)':>10}{'warm (s)':>10}")
     for st in stages:
@@ -395,7 +409,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     m.add_argument("--expect-fail", required=True, metavar="SUITE")
     m.add_argument("--expect-cases", default="", metavar="CASE,...",
                    help="cases of SUITE that must each fail")
-    m.add_argument("--layer", choices=("kunit", "vm"), default="",
+    m.add_argument("--layer", choices=("kunit", "vm", "hw"), default="",
                    help="the layer to run (default: the patch's Layer: header, else kunit)")
     m.add_argument("--harness", default="", metavar="OPTIONS",
                    help="VM layer: kselftest harness options picking the cases"

@@ -50,11 +50,13 @@ def _mirror() -> str:
 
 
 class Apt:
-    """apt-get and apt-cache with a private sources list and state."""
+    """apt-get and apt-cache with a private sources list and state, in
+    cache/`name`; `sources` is that list (default: trixie's deb-src)."""
 
-    def __init__(self, cache: Path) -> None:
-        self.dir = cache / "apt-src"
+    def __init__(self, cache: Path, name: str = "apt-src", sources: str = "") -> None:
+        self.dir = cache / name
         self.log = self.dir / "apt.log"
+        self.sources = sources or f"deb-src [signed-by={KEYRING}] {_mirror()} trixie main\n"
 
     def opts(self) -> List[str]:
         d = self.dir
@@ -73,10 +75,9 @@ class Apt:
     def update(self) -> None:
         for sub in ("lists/partial", "cache/archives/partial", "src"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        (self.dir / "sources.list").write_text(
-            f"deb-src [signed-by={KEYRING}] {_mirror()} trixie main\n")
+        (self.dir / "sources.list").write_text(self.sources)
         if self._run(["apt-get", "update"]).returncode:
-            raise RunnerError(f"ndctl: apt-get update of the trixie Sources index failed "
+            raise RunnerError(f"apt-get update failed for {self.sources.strip()!r} "
                               f"(log: {self.log})")
 
     def sha256(self) -> str:

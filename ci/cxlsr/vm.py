@@ -30,6 +30,9 @@ FRAGMENTS = ("vm.config", "debug.config")
 # The serial console marks the start and the end of the selftest run with these.
 BEGIN, END = "CXL-SR-KSELFTEST-BEGIN", "CXL-SR-KSELFTEST-END"
 Plan = List[Tuple[str, List[str]]]  # one VM's (program, its cases), in run order
+# The program of the hw layer (ci/cxlsr/hw.py): emulated CXL hardware, no
+# cxl_test. The vm layer runs every other program.
+HW_PROGRAM = "cxl_sr_hw"
 # Console lines of the kselftest runner and of the harness, as the VM prints them.
 PROGRAM_START = re.compile(r"^# selftests: \S+: (\S+)$")
 CASE_START = re.compile(r"^[# ]*#\s+RUN\s+(\S+) \.\.\.")
@@ -78,9 +81,13 @@ class VmBuild:
     kernel_vars: List[str] = field(default_factory=list)
     cxl_vars: List[str] = field(default_factory=list)
     extra_files: Dict[str, Path] = field(default_factory=dict)  # initramfs path -> file
-    # More than one: the cases are split over that many VMs (shard()), each
-    # booted with cxlsr.shard=K and running /cxlsr-plan/K; case_times weighs them.
+    # The cases are split over that many VMs (shard()), each booted with
+    # cxlsr.shard=K and running /cxlsr-plan/K; case_times weighs them. 0: no
+    # plan (a run narrowed with cxlsr.test=/cxlsr.harness= picks its own).
     shards: int = 1
+    # The initramfs carries cxl_test's modules (updates/), and the plans the
+    # programs of the vm layer; without: the tree's own modules, and HW_PROGRAM.
+    mock: bool = True
     case_times: Dict[str, float] = field(default_factory=dict)
     plans: List[Plan] = field(default_factory=list)
 
@@ -91,6 +98,15 @@ class VmBuild:
     @property
     def cxl_root(self) -> Path:
         return self.build / f"vm-cxl-test{self.variant}"
+
+    @property
+    def root(self) -> Path:
+        return self.build / f"vm-root{self.variant}{'' if self.mock else '-hw'}"
+
+    @property
+    def programs(self) -> List[str]:
+        progs = selftest_programs(self.repo / "selftests" / "Makefile")
+        return [p for p in progs if (p == HW_PROGRAM) != self.mock]
 
     @property
     def cxl_out(self) -> Path:
@@ -141,6 +157,9 @@ class VmBuild:
         # An external module build does not notice a kernel config change
         # (with CONFIG_DYNAMIC_DEBUG toggled, its struct module no longer
         # matches the kernel's: "Exec format error"): start it afresh then.
+        if not self.mock:
+            self.timings["vm-build"] = round(time.monotonic() - t0, 1)
+            return
         config = (self.kdir / ".config").read_bytes()
         stamp = self.cxl_root / ".cxl-sr-kernel-config"
         if not stamp.is_file() or stamp.read_bytes() != config:
@@ -153,7 +172,7 @@ class VmBuild:
 
     def initramfs(self, out: Path) -> Path:
         t0 = time.monotonic()
-        root = self.build / f"vm-root{self.variant}"
+        root = self.root
         if root.exists():
             shutil.rmtree(root)
         for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "run", "etc", "lib", "lib64",
@@ -189,8 +208,9 @@ class VmBuild:
             (root / "sbin" / tool).symlink_to("/usr/bin/kmod")
         mods = ["INSTALL_MOD_PATH=" + str(root), "INSTALL_MOD_STRIP=1", "DEPMOD=/bin/true"]
         self._make("modules_install", *mods, what="modules_install")
-        self._make("M=tools/testing/cxl", f"MO={self.cxl_out}", "modules_install", *mods,
-                   what="cxl_test modules_install")
+        if self.mock:
+            self._make("M=tools/testing/cxl", f"MO={self.cxl_out}", "modules_install", *mods,
+                       what="cxl_test modules_install")
         release = (self.kdir / "include/config/kernel.release").read_text().strip()
         run(["depmod", "-b", str(root), release], what="depmod for the initramfs")
         # ndctl 81 from Debian's source (Debian 12's 76.1 cannot create ram
@@ -235,10 +255,9 @@ class VmBuild:
         """/cxlsr-plan/K: a line per program, its name and the harness's -r
         options for the cases VM K runs."""
         self.plans = []
-        if self.shards < 2:
+        if self.shards < 1:
             return
-        progs = selftest_programs(self.repo / "selftests" / "Makefile")
-        cases = {p: list_cases(root / "kselftest" / "cxl" / p) for p in progs}
+        cases = {p: list_cases(root / "kselftest" / "cxl" / p) for p in self.programs}
         self.plans = shard(cases, self.shards, self.case_times)
         (root / "cxlsr-plan").mkdir()
         for k, plan in enumerate(self.plans):
@@ -293,8 +312,9 @@ class Boot:
 
 
 def boot(kernel: Path, initrd: Path, logf: Path, timeout: int, append: str = "",
-         cpus: int = 2) -> Boot:
-    """One QEMU run; `timeout` must already be clip()ped (the caller reports it)."""
+         cpus: int = 2, cmd: List[str] | None = None) -> Boot:
+    """One QEMU run (qemu_cmd(), or `cmd`); `timeout` must already be clip()ped
+    (the caller reports it)."""
     t0 = time.monotonic()
     stamps: List[Tuple[float, str]] = []
 
@@ -302,7 +322,7 @@ def boot(kernel: Path, initrd: Path, logf: Path, timeout: int, append: str = "",
         stamps.append((time.monotonic() - t0, line.rstrip("\r\n")))
 
     with logf.open("w") as out:
-        rc = stream(qemu_cmd(kernel, initrd, append, cpus), timeout, out, on_line=stamp)
+        rc = stream(cmd or qemu_cmd(kernel, initrd, append, cpus), timeout, out, on_line=stamp)
     text = logf.read_text(errors="replace")
     seconds = round(time.monotonic() - t0, 1)
     running = running_test(text)
@@ -349,6 +369,17 @@ def boot_message(b: Boot, timeout: int) -> str:
         return f"VM hit the hard timeout of {timeout}s{where}"
     splat = first_splat(b.log)
     return f"VM stopped before the tests finished{where}" + (f": {splat}" if splat else "")
+
+
+def failed_boot(layer: Layer, boots: List[Boot], timeout: int) -> bool:
+    """Whether a boot did not end normally; the layer then says how the
+    first of them ended."""
+    bad = [(k, b) for k, b in enumerate(boots) if b.status != "ok"]
+    if bad:
+        k, b = bad[0]
+        layer.status = "timeout" if b.status == "timeout" else "error"
+        layer.message = (f"VM {k}: " if len(boots) > 1 else "") + boot_message(b, timeout)
+    return bool(bad)
 
 
 def extract_ktap(text: str) -> str:
@@ -512,7 +543,8 @@ def boot_all(kernel: Path, initrd: Path, results: Path, timeout: int, append: st
     for old in results.glob("vm-serial-*.log"):
         old.unlink()
     if shards < 2:
-        return [boot(kernel, initrd, results / "vm-serial.log", timeout, append)]
+        planned = " cxlsr.shard=0" if shards == 1 else ""
+        return [boot(kernel, initrd, results / "vm-serial.log", timeout, append + planned)]
     boots: List[Boot | None] = [None] * shards
 
     def one(k: int) -> None:
@@ -543,9 +575,10 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
            append: str = "") -> Layer:
     vb = vb or VmBuild(repo, tree, build, jobs, debug=debug)
     times_file = build / f"vm-case-seconds{vb.variant}.json"
-    # A run narrowed to some cases (cxlsr.test=, cxlsr.harness=) stays in one VM.
+    # A run narrowed to some cases (cxlsr.test=, cxlsr.harness=) stays in one
+    # VM, with no plan.
     if "cxlsr.test=" in append or "cxlsr.harness=" in append:
-        vb.shards = 1
+        vb.shards = 0
     if times_file.is_file():
         vb.case_times = json.loads(times_file.read_text())
     vb.kernel()
@@ -554,7 +587,7 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     layer = Layer("vm", log="vm-serial.log", ktap="vm.ktap")
     timeout = int(clip(timeout))
     boots = boot_all(vb.kdir / "arch/x86/boot/bzImage", initrd, results, timeout, append,
-                     len(vb.plans) or 1)
+                     len(vb.plans))
     timings["vm-boot+test"] = max(b.seconds for b in boots)
     booted = kernel_seconds_at(boots[0].log, "Run /init")
     if booted is not None:
@@ -576,11 +609,7 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     (results / layer.ktap).write_text("".join(ktaps))
     layer.suites = merge_suites(suites)
     atomic_write(results / "vm-case-seconds.json", json.dumps(seconds, indent=1) + "\n")
-    bad = [(k, b) for k, b in enumerate(boots) if b.status != "ok"]
-    if bad:
-        k, b = bad[0]
-        layer.status = "timeout" if b.status == "timeout" else "error"
-        layer.message = (f"VM {k}: " if len(boots) > 1 else "") + boot_message(b, timeout)
+    if failed_boot(layer, boots, timeout):
         return layer
     # Weights only from whole-layer sharded runs: a narrowed run is one two-vCPU VM.
     if seconds and len(boots) > 1:
@@ -588,8 +617,7 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     planned = [f"{prog}.{c}" for plan in vb.plans for prog, cs in plan for c in cs]
     reported = {f"{s.name}.{c.name}" for s in layer.suites for c in s.cases}
     lost = [c for c in planned if c not in reported]
-    expected = selftest_programs(repo / "selftests" / "Makefile")
-    layer = judge(layer, expected, "\n".join(b.log for b in boots), may_skip=MAY_SKIP)
+    layer = judge(layer, vb.programs, "\n".join(b.log for b in boots), may_skip=MAY_SKIP)
     if lost and layer.status == "ok":
         layer.status, layer.message = "error", f"no result for planned case(s) {', '.join(lost[:5])}"
     return layer

@@ -101,8 +101,19 @@ class VmTest(unittest.TestCase):
                           "$(TEST_GEN_PROGS): lib.c\n")
             self.assertEqual(["a_prog", "b_prog", "c_prog"], selftest_programs(mk))
         repo = Path(__file__).resolve().parents[2]
-        self.assertEqual(["cxl_sr_layout", "cxl_sr_owner"],
+        self.assertEqual(["cxl_sr_hw", "cxl_sr_layout", "cxl_sr_owner"],
                          selftest_programs(repo / "selftests" / "Makefile"))
+
+    def test_programs_by_layer(self) -> None:
+        # The vm layer (cxl_test) runs every program but the hw one; the hw
+        # layer (no cxl_test) runs that one only.
+        from cxlsr.vm import HW_PROGRAM, VmBuild
+        repo = Path(__file__).resolve().parents[2]
+        vb = VmBuild(repo, repo, repo / "build", 1)
+        self.assertEqual(["cxl_sr_layout", "cxl_sr_owner"], vb.programs)
+        vb.mock = False
+        self.assertEqual([HW_PROGRAM], vb.programs)
+        self.assertTrue(vb.root.name.endswith("-hw"))
 
     def test_no_markers(self) -> None:
         self.assertEqual(extract_ktap("Kernel panic - not syncing\n"), "")

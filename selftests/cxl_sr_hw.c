@@ -66,7 +66,7 @@ FIXTURE(hw) {
 	struct dax_dev dax;	/* HMEM's dax device */
 };
 
-/* The root decoder that starts at `start`, and a memdev below its host bridge. */
+/* The root decoder whose window holds `start`, and a memdev below its host bridge. */
 static bool window_decoder(unsigned long long start, char *decoder, size_t dlen,
 			   char *memdev, size_t mlen)
 {
@@ -75,23 +75,13 @@ static bool window_decoder(unsigned long long start, char *decoder, size_t dlen,
 	size_t i;
 	bool found = false;
 
-	if (glob(CXL_DEVS "/decoder0.*", 0, NULL, &g))
+	if (!cxl_dev_holding("decoder0.*", "start", start, decoder, dlen))
 		return false;
-	for (i = 0; i < g.gl_pathc && !found; i++) {
-		const char *name = strrchr(g.gl_pathv[i], '/') + 1;
-
-		if (read_u64(CXL_DEVS "/%s/start", name) != start)
-			continue;
-		snprintf(decoder, dlen, "%s", name);
-		/* A host bridge's dport id is its bus number: pci0000:NN. */
-		read_line(targets, sizeof(targets), CXL_DEVS "/%s/target_list", name);
-		snprintf(bridge, sizeof(bridge), "/pci0000:%02lx/", strtoul(targets, NULL, 0));
-		found = true;
-	}
-	globfree(&g);
-	if (!found || glob(CXL_DEVS "/mem*", 0, NULL, &g))
+	/* A host bridge's dport id is its bus number: pci0000:NN. */
+	read_line(targets, sizeof(targets), CXL_DEVS "/%s/target_list", decoder);
+	snprintf(bridge, sizeof(bridge), "/pci0000:%02lx/", strtoul(targets, NULL, 0));
+	if (glob(CXL_DEVS "/mem*", 0, NULL, &g))
 		return false;
-	found = false;
 	for (i = 0; i < g.gl_pathc && !found; i++) {
 		snprintf(path, sizeof(path), "%s", g.gl_pathv[i]);
 		if (realpath(path, real) && strstr(real, bridge)) {
@@ -218,27 +208,6 @@ static bool driver_is(const char *dev, const char *driver)
 	return !strcmp(strrchr(link, '/') + 1, driver);
 }
 
-/* The region whose HPA starts at `start`, in out. */
-static bool region_at(unsigned long long start, char *out, size_t len)
-{
-	glob_t g;
-	size_t i;
-	bool found = false;
-
-	if (glob(CXL_DEVS "/region*", 0, NULL, &g))
-		return false;
-	for (i = 0; i < g.gl_pathc && !found; i++) {
-		const char *name = strrchr(g.gl_pathv[i], '/') + 1;
-
-		if (read_u64(CXL_DEVS "/%s/resource", name) == start) {
-			snprintf(out, len, "%s", name);
-			found = true;
-		}
-	}
-	globfree(&g);
-	return found;
-}
-
 /* The CXL dax device bound inside `region`, in out. */
 static bool cxl_dax_in(const char *region, struct dax_dev *out)
 {
@@ -284,7 +253,7 @@ TEST_F_TIMEOUT(hw, innocent_region, 600)
 	rc = run_tool(out, sizeof(out), cmd);
 	TH_LOG("%s: exit %d", cmd, rc);
 	ASSERT_EQ(0, rc) TH_LOG("%s", out);
-	ASSERT_TRUE(region_at(wstart, watched, sizeof(watched)));
+	ASSERT_TRUE(cxl_dev_holding("region*", "resource", wstart, watched, sizeof(watched)));
 	ASSERT_TRUE(wait_for(watched_owned, SETTLE_MS))
 		TH_LOG("%s commit=%s, no CXL dax device bound in it", watched,
 		       read_line(out, sizeof(out), CXL_DEVS "/%s/commit", watched));
@@ -382,7 +351,8 @@ TEST_F_TIMEOUT(hw, handoff, 600)
 	rc = run_tool(out, sizeof(out), cmd);
 	TH_LOG("%s: exit %d: %s", cmd, rc, out);
 	ASSERT_EQ(0, rc);
-	ASSERT_TRUE(region_at(self->sr_start, watched, sizeof(watched)))
+	ASSERT_TRUE(cxl_dev_holding("region*", "resource", self->sr_start, watched,
+				    sizeof(watched)))
 		TH_LOG("no region at %#llx", self->sr_start);
 	snprintf(region, sizeof(region), "%s", watched);
 	ASSERT_TRUE(wait_for(watched_owned, SETTLE_MS))

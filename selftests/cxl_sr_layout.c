@@ -359,29 +359,6 @@ static int read_sr(void)
 	return n;
 }
 
-/* The root decoder (CXL window) whose range holds `addr`, into `out`. */
-static bool root_decoder_at(unsigned long long addr, char *out, size_t len)
-{
-	glob_t g;
-	size_t i;
-	bool found = false;
-
-	if (glob(CXL_DEVS "/decoder0.*", 0, NULL, &g))
-		return false;
-	for (i = 0; i < g.gl_pathc && !found; i++) {
-		const char *name = strrchr(g.gl_pathv[i], '/') + 1;
-		unsigned long long start = read_u64(CXL_DEVS "/%s/start", name);
-		unsigned long long size = read_u64(CXL_DEVS "/%s/size", name);
-
-		if (addr >= start && addr < start + size) {
-			snprintf(out, len, "%s", name);
-			found = true;
-		}
-	}
-	globfree(&g);
-	return found;
-}
-
 static void check_owners(struct __test_metadata *_metadata, const struct owners *w,
 			 int conflicts, const char *when)
 {
@@ -578,7 +555,7 @@ static void check_hmem_hpa_refused(struct __test_metadata *_metadata)
 		unsigned long long ws, we, gran, size, hs, he;
 
 		if (devs[i].owner != OWNER_HMEM || !devs[i].size ||
-		    !root_decoder_at(devs[i].start, root, sizeof(root)))
+		    !cxl_dev_holding("decoder0.*", "start", devs[i].start, root, sizeof(root)))
 			continue;
 		ws = read_u64(CXL_DEVS "/%s/start", root);
 		we = ws + read_u64(CXL_DEVS "/%s/size", root) - 1;

@@ -886,3 +886,34 @@ int hmem_let_go(void)
 	globfree(&g);
 	return write_str(hmem, "/sys/bus/platform/drivers/hmem/unbind");
 }
+
+/*
+ * The device of `pattern` (a glob under CXL_DEVS) whose HPA range, its
+ * `start_attr` ("start", "resource") and its size, holds `addr`: into out.
+ */
+bool cxl_dev_holding(const char *pattern, const char *start_attr, unsigned long long addr,
+		     char *out, size_t len)
+{
+	char path[PATH_MAX];
+	glob_t g;
+	size_t i;
+	bool found = false;
+
+	snprintf(path, sizeof(path), CXL_DEVS "/%s", pattern);
+	if (glob(path, 0, NULL, &g))
+		return false;
+	for (i = 0; i < g.gl_pathc && !found; i++) {
+		const char *name = strrchr(g.gl_pathv[i], '/') + 1;
+		unsigned long long start, size;
+
+		snprintf(path, sizeof(path), CXL_DEVS "/%%s/%s", start_attr);
+		start = read_u64(path, name);
+		size = read_u64(CXL_DEVS "/%s/size", name);
+		if (addr >= start && addr < start + size) {
+			snprintf(out, len, "%s", name);
+			found = true;
+		}
+	}
+	globfree(&g);
+	return found;
+}

@@ -59,6 +59,8 @@ int region_fail(int rc, const char *what, const char *name);
 int free_endpoint_decoders(char names[][32], int max);
 int make_ram_region(const char *root, unsigned long long size, char *region, size_t len);
 bool region_committed(const char *region);
+bool cxl_dev_holding(const char *pattern, const char *start_attr, unsigned long long addr,
+		     char *out, size_t len);
 bool cxl_owns_two(void);
 void kmsg_mark(void);
 void kmsg_rewind(void);

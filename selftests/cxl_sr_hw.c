@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdio.h>
@@ -26,13 +27,12 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/mempolicy.h>
 
 #include "../kselftest_harness.h"
 #include "cxl_sr_lib.h"
 
 #define HMEM_DRIVER	"/sys/bus/platform/drivers/hmem"
-#define MPOL_DEFAULT	0
-#define MPOL_BIND	2
 #define USE_BYTES	(32ULL << 20)
 
 /* The Soft Reserved range memmap=SIZE%START+0xefffffff asked e820 for. */
@@ -135,6 +135,11 @@ FIXTURE_SETUP(hw)
 
 FIXTURE_TEARDOWN(hw)
 {
+	/* A case stopped between unloading and reloading leaves them loaded. */
+	if (!module_loaded("dax_hmem"))
+		sh("modprobe dax_hmem");
+	if (!module_loaded("dax_cxl"))
+		sh("modprobe dax_cxl");
 }
 
 /*
@@ -279,25 +284,30 @@ TEST_F_TIMEOUT(hw, innocent_region, 600)
 
 /*
  * Write a pattern through `bytes` of memory allocated on `node` only, read
- * it back, and check where the kernel put every page.
+ * it back, and check from /proc/self/pagemap that every page's physical
+ * address lies in [start, start + size): the memory is the device's.
  */
-static int use_node_memory(int node, size_t bytes, char *why, size_t len)
+static int use_node_memory(int node, unsigned long long start, unsigned long long size,
+			   size_t bytes, char *why, size_t len)
 {
-	unsigned long mask = 1UL << node;
-	size_t pages = bytes / getpagesize(), i;
-	unsigned long long *p, *w;
-	void **addrs;
-	int *status, rc = -1;
+	unsigned long mask[2] = { 0 };
+	size_t page = getpagesize(), i;
+	unsigned long long *p, *w, entry, pa;
+	int fd = -1, rc = -1;
 
-	if (syscall(SYS_set_mempolicy, MPOL_BIND, &mask, 8 * sizeof(mask))) {
+	if (node < 0 || node >= (int)(8 * sizeof(mask))) {
+		snprintf(why, len, "node %d out of range", node);
+		return -1;
+	}
+	mask[node / (8 * sizeof(mask[0]))] = 1UL << (node % (8 * sizeof(mask[0])));
+	/* maxnode counts one more than the bits the kernel reads. */
+	if (syscall(SYS_set_mempolicy, MPOL_BIND, mask, 8 * sizeof(mask) + 1)) {
 		snprintf(why, len, "set_mempolicy(MPOL_BIND, node %d): %s", node, strerror(errno));
 		return -1;
 	}
 	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	addrs = calloc(pages, sizeof(*addrs));
-	status = calloc(pages, sizeof(*status));
-	if (p == MAP_FAILED || !addrs || !status) {
-		snprintf(why, len, "no memory for the test");
+	if (p == MAP_FAILED) {
+		snprintf(why, len, "mmap: %s", strerror(errno));
 		goto out;
 	}
 	for (w = p; (char *)w < (char *)p + bytes; w++)
@@ -309,25 +319,32 @@ static int use_node_memory(int node, size_t bytes, char *why, size_t len)
 			goto out;
 		}
 	}
-	for (i = 0; i < pages; i++)
-		addrs[i] = (char *)p + i * getpagesize();
-	if (syscall(SYS_move_pages, 0, pages, addrs, NULL, status, 0)) {
-		snprintf(why, len, "move_pages: %s", strerror(errno));
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0) {
+		snprintf(why, len, "/proc/self/pagemap: %s", strerror(errno));
 		goto out;
 	}
-	for (i = 0; i < pages; i++) {
-		if (status[i] != node) {
-			snprintf(why, len, "page %zu is on node %d, not %d", i, status[i], node);
+	for (i = 0; i < bytes / page; i++) {
+		off_t at = ((unsigned long)p / page + i) * sizeof(entry);
+
+		if (pread(fd, &entry, sizeof(entry), at) != sizeof(entry) || !(entry >> 63)) {
+			snprintf(why, len, "page %zu: not present in pagemap", i);
+			goto out;
+		}
+		pa = (entry & ((1ULL << 55) - 1)) * page;
+		if (pa < start || pa >= start + size) {
+			snprintf(why, len, "page %zu is at %#llx, outside %#llx+%#llx",
+				 i, pa, start, size);
 			goto out;
 		}
 	}
 	rc = 0;
 out:
 	syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0);
+	if (fd >= 0)
+		close(fd);
 	if (p != MAP_FAILED)
 		munmap(p, bytes);
-	free(addrs);
-	free(status);
 	return rc;
 }
 
@@ -376,7 +393,7 @@ TEST_F_TIMEOUT(hw, handoff, 600)
 	TH_LOG("%s: exit %d: %s", cmd, rc, out);
 	ASSERT_EQ(0, rc);
 	ASSERT_TRUE(read_line(node, sizeof(node), DAX_DEVS "/%s/target_node", cxl.name)[0]);
-	rc = use_node_memory(atoi(node), USE_BYTES, why, sizeof(why));
+	rc = use_node_memory(atoi(node), cxl.start, cxl.size, USE_BYTES, why, sizeof(why));
 	EXPECT_EQ(0, rc) TH_LOG("%llu MiB on node %s: %s", USE_BYTES >> 20, node, why);
 
 	/* HMEM comes back: its dax region loses to CXL's. */

@@ -56,6 +56,7 @@ int sh(const char *fmt, ...)
 int run_tool(char *out, size_t len, const char *cmd)
 {
 	FILE *p = popen(cmd, "r");
+	char rest[256];
 	size_t used = 0;
 	int rc;
 
@@ -64,6 +65,9 @@ int run_tool(char *out, size_t len, const char *cmd)
 		return -1;
 	while (used + 1 < len && fgets(out + used, len - used, p))
 		used += strlen(out + used);
+	/* Read what does not fit, so that the command never blocks on a full pipe. */
+	while (fgets(rest, sizeof(rest), p))
+		;
 	rc = pclose(p);
 	return rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc);
 }
@@ -751,8 +755,15 @@ bool kmsg_has(const char *needle)
 	char rec[8192];
 	ssize_t n;
 
-	while (kmsg_fd >= 0 && (n = read(kmsg_fd, rec, sizeof(rec) - 1)) > 0) {
+	while (kmsg_fd >= 0) {
 		char *msg, *grown;
+
+		n = read(kmsg_fd, rec, sizeof(rec) - 1);
+		/* EPIPE: records were overwritten; the read goes on at the oldest. */
+		if (n < 0 && errno == EPIPE)
+			continue;
+		if (n <= 0)
+			break;
 
 		rec[n] = '\0';
 		msg = strchr(rec, ';');

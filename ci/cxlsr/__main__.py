@@ -53,7 +53,7 @@ class Settings:
                    vm_timeout=int(env.get("VM_TIMEOUT") or 1800),
                    vm_debug=env.get("VM_DEBUG", "1") != "0",
                    # Under TCG a guest keeps about one host core busy: a VM per core.
-                   vm_shards=int(env.get("VM_SHARDS") or os.cpu_count() or 1))
+                   vm_shards=max(1, int(env.get("VM_SHARDS") or os.cpu_count() or 1)))
 
     @property
     def results(self) -> Path:

@@ -234,14 +234,15 @@ def read_guards(repo: Path) -> list[tuple[str, str, list[str]]]:
 def guards(repo: Path) -> Tuple[int, int, list[str]]:
     """Each fix patch left out (applied in reverse on the full overlay): the
     tests that guard it must fail; the main job has shown they pass with it."""
-    from .vm import selftest_programs
+    from .vm import HW_PROGRAM, selftest_programs
 
     programs = selftest_programs(repo / "selftests" / "Makefile")
     passed, bad = 0, []
     for patch, suite, cases in read_guards(repo):
-        # A kselftest program guards from the VM, running just those cases.
-        vm = ["--layer", "vm", "--harness", " ".join(f"-r {c}" for c in cases)] \
-            if suite in programs else []
+        # A kselftest program guards from its VM (the emulated hardware's
+        # for the hw program), running just those cases.
+        vm = ["--layer", "hw" if suite == HW_PROGRAM else "vm",
+              "--harness", " ".join(f"-r {c}" for c in cases)] if suite in programs else []
         rc = subprocess.run([sys.executable, "-m", "cxlsr", "mutant", "--reverse",
                              str(repo / "kernel-tree-overlay" / patch), "--expect-fail", suite,
                              "--expect-cases", ",".join(cases)] + vm, cwd=repo / "ci").returncode
@@ -301,21 +302,23 @@ def run_all(s: Any, repo: Path, cmd_run: Callable[..., int]) -> int:
     waiter = threading.Thread(target=lambda: vm_hung.append(vm_hang(s.build, results)))
     if "vm" in s.layers:
         waiter.start()
+    try:
+        tree = s.build / "src" / "linux"
+        p, f, bad = checkpatch(repo, tree)
+        _record(results, "checkpatch", p, f, bad)
+        ok &= f == 0
 
-    tree = s.build / "src" / "linux"
-    p, f, bad = checkpatch(repo, tree)
-    _record(results, "checkpatch", p, f, bad)
-    ok &= f == 0
+        from .series import history
+        p, f, bad = series_check(repo, tree, s.build / "series-check", CHECK_SENDER,
+                                 history(s.ksrc))
+        _record(results, "series", p, f, bad)
+        ok &= f == 0
 
-    from .series import history
-    p, f, bad = series_check(repo, tree, s.build / "series-check", CHECK_SENDER,
-                             history(s.ksrc))
-    _record(results, "series", p, f, bad)
-    ok &= f == 0
-
-    hung = [hang(repo, tree, s.build, results)]
+        hung = [hang(repo, tree, s.build, results)]
+    finally:
+        if waiter.is_alive():
+            waiter.join()
     if "vm" in s.layers:
-        waiter.join()
         hung += vm_hung or [False]
     _record(results, "hang", hung.count(True), hung.count(False))
     ok &= all(hung)

@@ -26,8 +26,8 @@ from .ndctl import KEYRING, Apt, _mirror
 from .results import Layer
 from .results import judge
 from .util import RunnerError, cache_dir, clip, log
-from .vm import (HW_PROGRAM, MAY_SKIP, VmBuild, boot, extract_ktap, failed_boot, parse_program,
-                 split_kselftest)
+from .vm import (HW_PROGRAM, MAY_SKIP, VmBuild, boot, extract_ktap, failed_boot, narrowed,
+                 parse_program, split_kselftest)
 
 SUITE = "bookworm-backports"
 PACKAGES = ("qemu-system-x86", "qemu-system-common", "qemu-system-data", "seabios")
@@ -121,8 +121,8 @@ def run_hw(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     emulated machine once, and judge the hw program's cases."""
     q = qemu(cache_dir())
     vb = VmBuild(repo, tree, build, jobs, debug=debug, mock=False)
-    if "cxlsr.harness=" in append:
-        vb.shards = 0  # the harness options pick the cases
+    if narrowed(append):
+        vb.shards = 0  # the arguments pick the cases
         if "cxlsr.test=" not in append:
             append += f" cxlsr.test={HW_PROGRAM}"
     else:
@@ -138,7 +138,7 @@ def run_hw(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     timings["hw-boot+test"] = b.seconds
     ktap = extract_ktap(b.log)
     (results / layer.ktap).write_text(ktap)
-    layer.suites = [parse_program(tree, name, tap, verdict, results)
+    layer.suites = [parse_program(tree, name, tap, verdict, results, "hw")
                     for name, (tap, verdict) in split_kselftest(ktap).items()]
     if failed_boot(layer, [b], timeout):
         return layer

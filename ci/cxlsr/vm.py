@@ -154,12 +154,12 @@ class VmBuild:
         self.timings["vm-configure"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         self._make("bzImage", "modules", *self.kernel_vars, what="VM kernel build")
-        # An external module build does not notice a kernel config change
-        # (with CONFIG_DYNAMIC_DEBUG toggled, its struct module no longer
-        # matches the kernel's: "Exec format error"): start it afresh then.
         if not self.mock:
             self.timings["vm-build"] = round(time.monotonic() - t0, 1)
             return
+        # An external module build does not notice a kernel config change
+        # (with CONFIG_DYNAMIC_DEBUG toggled, its struct module no longer
+        # matches the kernel's: "Exec format error"): start it afresh then.
         config = (self.kdir / ".config").read_bytes()
         stamp = self.cxl_root / ".cxl-sr-kernel-config"
         if not stamp.is_file() or stamp.read_bytes() != config:
@@ -371,6 +371,12 @@ def boot_message(b: Boot, timeout: int) -> str:
     return f"VM stopped before the tests finished{where}" + (f": {splat}" if splat else "")
 
 
+def narrowed(append: str) -> bool:
+    """Whether VM kernel arguments pick the program or cases to run
+    (cxlsr.test=, cxlsr.harness=: vm-init.sh), rather than a plan."""
+    return "cxlsr.test=" in append or "cxlsr.harness=" in append
+
+
 def failed_boot(layer: Layer, boots: List[Boot], timeout: int) -> bool:
     """Whether a boot did not end normally; the layer then says how the
     first of them ended."""
@@ -429,15 +435,16 @@ def expected_failures(suite: Suite, tap: str) -> None:
                                                          "failed on another check"
 
 
-def parse_program(tree: Path, name: str, tap: str, verdict: str, results: Path) -> Suite:
+def parse_program(tree: Path, name: str, tap: str, verdict: str, results: Path,
+                  layer: str = "vm") -> Suite:
     """One kselftest program's cases, parsed by the tree's kunit.py."""
-    json_out = results / f"vm-{name}.json"
+    json_out = results / f"{layer}-{name}.json"
     json_out.unlink(missing_ok=True)
     subprocess.run(["python3", "tools/testing/kunit/kunit.py", "parse", f"--json={json_out}"],
                    cwd=tree, input=tap, text=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
                    timeout=120)
-    suite = Suite(name, "vm")
+    suite = Suite(name, layer)
     if json_out.is_file():
         data = json.loads(json_out.read_text())
         suite.cases = [Case(c["name"], c["status"]) for c in data.get("test_cases", [])]
@@ -575,9 +582,8 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
            append: str = "") -> Layer:
     vb = vb or VmBuild(repo, tree, build, jobs, debug=debug)
     times_file = build / f"vm-case-seconds{vb.variant}.json"
-    # A run narrowed to some cases (cxlsr.test=, cxlsr.harness=) stays in one
-    # VM, with no plan.
-    if "cxlsr.test=" in append or "cxlsr.harness=" in append:
+    # A run narrowed to some cases stays in one VM, with no plan.
+    if narrowed(append):
         vb.shards = 0
     if times_file.is_file():
         vb.case_times = json.loads(times_file.read_text())

@@ -24,12 +24,18 @@ KUNITCONFIG_DIR = "drivers/dax/tests"
 SUITE_RE = re.compile(r"struct\s+kunit_suite\s+\w+\s*=\s*\{\s*\.name\s*=\s*\"(\w+)\"")
 
 
+# The tree's own suites that the series adds cases to, and their options:
+# built beside the project's (not named in its .kunitconfig, which goes
+# upstream with drivers/dax/tests) and required to report as they are.
+TREE_SUITES = {"resource": "CONFIG_RESOURCE_KUNIT_TEST=y"}
+
+
 def expected_suites(repo: Path) -> List[str]:
-    """Every suite the project's KUnit sources declare: each must report."""
+    """Every suite the project's KUnit sources declare, and TREE_SUITES: each must report."""
     names: List[str] = []
     for src in sorted((repo / "kunit").glob("*.c")):
         names += SUITE_RE.findall(src.read_text())
-    return names
+    return names + list(TREE_SUITES)
 
 
 @dataclass
@@ -60,7 +66,7 @@ class KunitRun:
             if shutil.which("ccache"):
                 cmd.append("--make_options=CC=ccache gcc")
             cmd += [f"--make_options={o}" for o in self.make_options]
-            cmd += [f"--kconfig_add={o}" for o in self.kconfig_add]
+            cmd += [f"--kconfig_add={o}" for o in [*TREE_SUITES.values(), *self.kconfig_add]]
         return cmd + list(extra)
 
     def _stage(self, name: str, cmd: List[str], timeout: int, logf: Path) -> None:

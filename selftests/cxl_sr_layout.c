@@ -467,7 +467,6 @@ static void check_iomem(struct __test_metadata *_metadata, bool published)
 
 #define MAX_CHILD	32
 #define SZ_256M		(256 * MIB)
-#define SZ_256M		(256 * MIB)
 
 struct iomem_child {
 	unsigned long long s, e;
@@ -725,6 +724,83 @@ static void expect_usable(struct __test_metadata *_metadata,
 	EXPECT_EQ(0ULL, unusable) TH_LOG("%llu MiB of Soft Reserved nobody can use", unusable);
 }
 
+#define MAX_HPA	16
+
+/* The committed regions: name, root decoder and HPA. */
+struct hpa {
+	char region[32], root[32];
+	unsigned long long s, e;
+};
+
+static int committed_hpa(struct hpa *out, int max)
+{
+	glob_t g;
+	size_t i;
+	int n = 0;
+
+	if (glob(CXL_DEVS "/region*", 0, NULL, &g))
+		return 0;
+	for (i = 0; i < g.gl_pathc && n < max; i++) {
+		const char *name = strrchr(g.gl_pathv[i], '/') + 1;
+		struct hpa *h = &out[n];
+
+		if (!region_committed(name) ||
+		    !region_root_decoder(name, h->root, sizeof(h->root)))
+			continue;
+		snprintf(h->region, sizeof(h->region), "%s", name);
+		h->s = read_u64(CXL_DEVS "/%s/resource", name);
+		h->e = h->s + read_u64(CXL_DEVS "/%s/size", name) - 1;
+		n++;
+	}
+	globfree(&g);
+	return n;
+}
+
+/*
+ * With neither dax driver loaded, nothing but the regions themselves holds
+ * HPA in the windows: new regions may fill every free byte of a window, but
+ * never the HPA that a committed region's decoders decode, whether or not
+ * that region got into /proc/iomem when it assembled (one that found kmem
+ * over its range could not). Fill each window that has one, largest
+ * requests first, and check every grant.
+ */
+static void check_new_hpa_clear(struct __test_metadata *_metadata)
+{
+	struct hpa c[MAX_HPA];
+	char made[MAX_HPA][32], buf[16];
+	int i, j, k, n = committed_hpa(c, MAX_HPA), m = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned long long gran, size, s, e;
+
+		for (j = 0; j < i && strcmp(c[j].root, c[i].root); j++)
+			;
+		if (j < i)
+			continue;	/* window already filled */
+		read_line(buf, sizeof(buf), CXL_DEVS "/%s/interleave_ways", c[i].root);
+		gran = SZ_256M * strtoull(buf, NULL, 0);
+		size = read_u64(CXL_DEVS "/%s/size", c[i].root) / gran * gran;
+		while (size && m < MAX_HPA) {
+			if (try_region_size(c[i].root, size, made[m], sizeof(made[m]))) {
+				if (*made[m] && exists(CXL_DEVS "/%s", made[m]))
+					write_str(made[m], CXL_DEVS "/%s/delete_region", c[i].root);
+				size = size / 2 / gran * gran;
+				continue;
+			}
+			s = read_u64(CXL_DEVS "/%s/resource", made[m]);
+			e = s + size - 1;
+			for (k = 0; k < n; k++)
+				EXPECT_TRUE(e < c[k].s || s > c[k].e)
+					TH_LOG("new %s got %llx-%llx, over committed %s (%llx-%llx)",
+					       made[m], s, e, c[k].region, c[k].s, c[k].e);
+			m++;
+		}
+		for (k = 0; k < m; k++)
+			EXPECT_EQ(0, write_str(made[k], CXL_DEVS "/%s/delete_region", c[i].root));
+		m = 0;
+	}
+}
+
 static bool dax_modules_gone(void)
 {
 	return !module_loaded("dax_cxl") && !module_loaded("dax_hmem");
@@ -773,6 +849,9 @@ TEST_F_TIMEOUT(layout, owners, 600)
 			EXPECT_TRUE(innocent_region(innocent, istart)) TH_LOG("%s: %s went", when,
 									      innocent);
 	}
+	ASSERT_EQ(0, sh("modprobe -r dax_cxl dax_hmem"));
+	ASSERT_TRUE(wait_for(dax_modules_gone, DRIVER_BOUND_MS));
+	check_new_hpa_clear(_metadata);
 	expect_usable(_metadata, variant, unusable);
 	TH_LOG("%s: %lld ms from load to the last check", variant->layout, now_ms() - t_setup);
 }
@@ -869,6 +948,98 @@ TEST_F_TIMEOUT(auto_delete, rediscovery, 300)
  * each giving that variant's owners after the load. Leaks and splats are
  * the kernel log's to show (kmemleak is scanned when the VM ends).
  */
+/*
+ * Race R7 of the review: a dax module unloaded while HMEM's decision is
+ * pending. dax_hmem's exit unbinds hmem_platform.1 under the held work,
+ * which must then do nothing; dax_cxl's exit waits in flush_work() for a
+ * registration that waits for the decision. Either unload must complete
+ * once the decision goes on, leave no device behind, and a reload must
+ * decide afresh: region0 is CXL's (layout "region").
+ */
+FIXTURE(held_unload) {
+};
+
+FIXTURE_VARIANT(held_unload) {
+	const char *module;
+};
+
+FIXTURE_VARIANT_ADD(held_unload, dax_hmem) {
+	.module = "dax_hmem",
+};
+
+FIXTURE_VARIANT_ADD(held_unload, dax_cxl) {
+	.module = "dax_cxl",
+};
+
+#define UNLOAD_RC	"/tmp/cxl_sr_unload.rc"
+
+FIXTURE_SETUP(held_unload)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unload_stack();
+	ASSERT_TRUE(stack_unloaded()) TH_LOG("%s still loaded from before", stack_left());
+	unlink(UNLOAD_RC);
+	kmsg_mark();
+	ASSERT_EQ(0, sh("modprobe dax_hmem"));
+	ASSERT_EQ(0, sh("modprobe cxl_test hmem_layout=region hmem_hold=1"));
+	ASSERT_TRUE(wait_for(held, SETTLE_MS)) TH_LOG("hmem_held=%d", param_int("hmem_held"));
+	if (!strcmp(variant->module, "dax_cxl")) {
+		/* region0 commits while held: the decision, when it comes, is CXL's. */
+		coldplug();
+		ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS));
+		ASSERT_EQ(0, sh("modprobe dax_cxl"));
+		EXPECT_FALSE(wait_for(dax_cxl_driver_registered, 2000))
+			TH_LOG("dax_cxl registered while HMEM's decision was pending");
+	}
+	/* ...and with dax_hmem to unload, nothing may use it: no coldplug yet. */
+}
+
+FIXTURE_TEARDOWN(held_unload)
+{
+	if (module_loaded("cxl_test"))
+		hold(false);
+	sh("while [ ! -e " UNLOAD_RC " ] && pgrep -x modprobe >/dev/null; do sleep 1; done");
+	unlink(UNLOAD_RC);
+	unload_stack();
+	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
+}
+
+static bool unload_done(void)
+{
+	return exists(UNLOAD_RC);
+}
+
+TEST_F_TIMEOUT(held_unload, then_decide, 300)
+{
+	char rc[16];
+
+	ASSERT_EQ(0, sh("(modprobe -r %s; echo $? > " UNLOAD_RC ".new; mv " UNLOAD_RC ".new "
+			UNLOAD_RC ") >/dev/null 2>&1 &", variant->module));
+	/* The decision is held: whatever the unload does now, it does with it pending. */
+	wait_for(unload_done, 2000);
+	ASSERT_TRUE(held()) TH_LOG("the hold ended before the unload had run into it");
+	ASSERT_EQ(0, hold(false));
+	ASSERT_TRUE(wait_for(unload_done, UNLOAD_MS))
+		TH_LOG("modprobe -r %s still running %d ms after the decision went on",
+		       variant->module, UNLOAD_MS);
+	EXPECT_STREQ("0", read_line(rc, sizeof(rc), UNLOAD_RC)) TH_LOG("modprobe -r %s failed",
+									variant->module);
+	EXPECT_FALSE(module_loaded(variant->module));
+	EXPECT_EQ(0, count_glob("/sys/bus/platform/devices/hmem.*"))
+		TH_LOG("an hmem device outlived the unload");
+	EXPECT_EQ(0, count_owned(OWNER_HMEM));
+	EXPECT_EQ(0, count_owned(OWNER_CXL));
+	EXPECT_FALSE(kmsg_has("Unexpected driver unregister"));
+
+	/* Reloaded once region0 has committed: the decision is made afresh, for CXL. */
+	coldplug();
+	ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS));
+	ASSERT_EQ(0, sh("modprobe dax_hmem && modprobe dax_cxl"));
+	EXPECT_TRUE(wait_for(cxl_owns_one, SETTLE_MS)) dump_state(_metadata);
+	EXPECT_EQ(0, count_owned(OWNER_HMEM));
+}
+
 FIXTURE(stress) {
 };
 

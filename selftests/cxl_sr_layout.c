@@ -17,8 +17,11 @@
  * byte owned twice, one "dax_region resource conflict" and one -12 probe
  * error per lost arbitration, /proc/iomem as a maintainer reads it ("Soft
  * Reserved" exactly where HMEM owns, with plan B), a CXL region over HMEM's
- * HPA refused with -ERANGE, and the owners after dax_hmem and dax_cxl are
- * reloaded in both orders.
+ * HPA refused with -ERANGE, the owners after dax_hmem and dax_cxl are
+ * reloaded in both orders, and, with both unloaded, no new region over HPA
+ * that a committed region decodes. Then the dax modules unloaded while the
+ * decision is held (held_unload), the auto-delete decoder reset, and random
+ * rounds of all the layouts (stress).
  */
 #define _GNU_SOURCE
 #include <errno.h>

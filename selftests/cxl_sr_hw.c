@@ -70,21 +70,24 @@ FIXTURE(hw) {
 static bool window_decoder(unsigned long long start, char *decoder, size_t dlen,
 			   char *memdev, size_t mlen)
 {
-	char path[PATH_MAX], real[PATH_MAX], bridge[32], targets[64];
+	char path[PATH_MAX], real[PATH_MAX], bridge[PATH_MAX], targets[64];
 	glob_t g;
-	size_t i;
+	size_t i, blen;
 	bool found = false;
 
 	if (!cxl_dev_holding("decoder0.*", "start", start, decoder, dlen))
 		return false;
-	/* A host bridge's dport id is its bus number: pci0000:NN. */
+	/* root0's dport<id> links to the host bridge the window's first target names. */
 	read_line(targets, sizeof(targets), CXL_DEVS "/%s/target_list", decoder);
-	snprintf(bridge, sizeof(bridge), "/pci0000:%02lx/", strtoul(targets, NULL, 0));
+	snprintf(path, sizeof(path), CXL_DEVS "/root0/dport%lu", strtoul(targets, NULL, 0));
+	if (!realpath(path, bridge))
+		return false;
+	blen = strlen(bridge);
 	if (glob(CXL_DEVS "/mem*", 0, NULL, &g))
 		return false;
 	for (i = 0; i < g.gl_pathc && !found; i++) {
 		snprintf(path, sizeof(path), "%s", g.gl_pathv[i]);
-		if (realpath(path, real) && strstr(real, bridge)) {
+		if (realpath(path, real) && !strncmp(real, bridge, blen) && real[blen] == '/') {
 			snprintf(memdev, mlen, "%s", strrchr(path, '/') + 1);
 			found = true;
 		}

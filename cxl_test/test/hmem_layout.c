@@ -5,10 +5,11 @@
  * hmem_layout=<name> places firmware "Soft Reserved" ranges relative to the
  * mock CXL windows and the auto-assembled region0 (the first 512M of CXL
  * Window 0, on cxl_mem.0 and cxl_mem.4). The ranges go where the kernel
- * reads them: soft_reserve_resource, so that region_intersects_soft_reserve()
- * and plan B's "Soft Reserved" in /proc/iomem are the real code. Only the
- * list dax_hmem walks for hmem_platform.1 is mocked: hmem_active is filled
- * from firmware at boot and has no API to add to it later.
+ * reads them: the Soft Reserved tree (insert_soft_reserve_res()), so that
+ * region_intersects_soft_reserve() and plan B's "Soft Reserved" in
+ * /proc/iomem are the real code. Only the list dax_hmem walks for
+ * hmem_platform.1 is mocked: hmem_active is filled from firmware at boot and
+ * has no API to add to it later.
  *
  * hmem_hold=1 holds dax_hmem's deferred decision (its wait for CXL probing)
  * until hmem_hold is written 0, so that a test can put region assembly, or
@@ -159,7 +160,7 @@ int hmem_layout_setup(void)
 	}
 
 	for (i = 0; i < mock_sr_nr; i++) {
-		rc = insert_resource(&soft_reserve_resource, &mock_sr[i]);
+		rc = insert_soft_reserve_res(&mock_sr[i]);
 		if (rc) {
 			pr_err("cxl_test: cannot add Soft Reserved %pr: %d\n", &mock_sr[i], rc);
 			hmem_layout_exit();

@@ -211,6 +211,12 @@ static bool walked(void)
 	return param_int("hmem_walks") >= walks_wanted;
 }
 
+/* A walk after the one walked() waited for: HMEM has decided again. */
+static bool walked_again(void)
+{
+	return param_int("hmem_walks") > walks_wanted;
+}
+
 static bool dax_cxl_loaded(void)
 {
 	return module_loaded("dax_cxl");
@@ -951,6 +957,62 @@ TEST_F_TIMEOUT(auto_delete, rediscovery, 300)
  * each giving that variant's owners after the load. Leaks and splats are
  * the kernel log's to show (kmemleak is scanned when the VM ends).
  */
+/*
+ * An accelerator (Type-2) region over Soft Reserved: cxl_test's type2_test
+ * auto-assembles the mock accelerator's 512M region at the start of window
+ * 0, exactly where hmem_layout=region puts the range. The region drives
+ * that memory with no dax region: HMEM must leave it alone, when it first
+ * decides and after a dax_hmem reload (no hmem device, no dax device, so
+ * kmem can never online it as System RAM).
+ */
+FIXTURE(accel) {
+};
+
+FIXTURE_SETUP(accel)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unload_stack();
+	ASSERT_TRUE(stack_unloaded()) TH_LOG("%s still loaded from before", stack_left());
+	kmsg_mark();
+	ASSERT_EQ(0, sh("modprobe dax_hmem"));
+	ASSERT_EQ(0, sh("modprobe cxl_test type2_test=1 hmem_layout=region hmem_hold=1"));
+	ASSERT_LT(0, read_sr()) TH_LOG("cxl_test published no Soft Reserved range");
+	ASSERT_TRUE(wait_for(held, SETTLE_MS)) TH_LOG("hmem_held=%d", param_int("hmem_held"));
+	walks_wanted = param_int("hmem_walks") + 1;
+	coldplug();
+	ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS)) dump_state(_metadata);
+	ASSERT_EQ(0, hold(false));
+	ASSERT_TRUE(wait_for(walked, SETTLE_MS));
+}
+
+FIXTURE_TEARDOWN(accel)
+{
+	if (module_loaded("cxl_test"))
+		hold(false);
+	unload_stack();
+	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
+}
+
+static void expect_not_hmem(struct __test_metadata *_metadata, const char *when)
+{
+	EXPECT_EQ(0, count_glob("/sys/bus/platform/devices/hmem.*"))
+		TH_LOG("%s: HMEM registered the accelerator's range", when);
+	EXPECT_EQ(0, count_owned(OWNER_HMEM)) TH_LOG("%s: HMEM owns it", when);
+	EXPECT_EQ(0, count_owned(OWNER_CXL)) TH_LOG("%s: a dax device over it", when);
+	EXPECT_TRUE(region0_committed()) TH_LOG("%s: the accelerator's region went", when);
+}
+
+TEST_F_TIMEOUT(accel, range_stays_with_the_accelerator, 300)
+{
+	expect_not_hmem(_metadata, "after the decision");
+
+	/* Reloaded: HMEM decides again at once, with the region there. */
+	ASSERT_EQ(0, sh("modprobe -r -q dax_cxl; modprobe -r dax_hmem && modprobe dax_hmem"));
+	ASSERT_TRUE(wait_for(walked_again, SETTLE_MS));
+	expect_not_hmem(_metadata, "after a dax_hmem reload");
+}
+
 /*
  * Race R7 of the review: a dax module unloaded while HMEM's decision is
  * pending. dax_hmem's exit unbinds hmem_platform.1 under the held work,

@@ -30,7 +30,7 @@
 
 /* Every module cxl_test and the coldplug can bring in, in unload order. */
 static const char *const stack_modules[] = {
-	"dax_cxl", "kmem", "device_dax", "dax_hmem", "cxl_test", "cxl_mock_mem",
+	"dax_cxl", "kmem", "device_dax", "dax_hmem", "cxl_test", "cxl_mock_mem", "cxl_mock_accel",
 	"cxl_pmem", "cxl_mem", "cxl_port", "cxl_acpi", "cxl_pci", "cxl_mock", "cxl_core",
 };
 

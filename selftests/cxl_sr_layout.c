@@ -800,7 +800,7 @@ static void check_new_hpa_clear(struct __test_metadata *_metadata)
 			e = s + size - 1;
 			for (k = 0; k < n; k++)
 				EXPECT_TRUE(e < c[k].s || s > c[k].e)
-					TH_LOG("new %s got %llx-%llx, over committed %s (%llx-%llx)",
+					TH_LOG("new %s got %llx-%llx, over %s (%llx-%llx)",
 					       made[m], s, e, c[k].region, c[k].s, c[k].e);
 			m++;
 		}
@@ -1038,6 +1038,23 @@ FIXTURE_VARIANT_ADD(held_unload, dax_cxl) {
 
 #define UNLOAD_RC	"/tmp/cxl_sr_unload.rc"
 
+/*
+ * Poll cond() without loading modules for new devices the way wait_for()
+ * does (it stands in for udev): between the unload and its checks nothing
+ * may bring dax_hmem back (loading dax_cxl for a new cxl_dax_region would).
+ */
+static bool poll_for(bool (*cond)(void), int timeout_ms)
+{
+	long long end = now_ms() + timeout_ms;
+
+	while (!cond()) {
+		if (now_ms() >= end)
+			return false;
+		usleep(50 * 1000);
+	}
+	return true;
+}
+
 FIXTURE_SETUP(held_unload)
 {
 	if (!cxl_test_available())
@@ -1048,7 +1065,7 @@ FIXTURE_SETUP(held_unload)
 	kmsg_mark();
 	ASSERT_EQ(0, sh("modprobe dax_hmem"));
 	ASSERT_EQ(0, sh("modprobe cxl_test hmem_layout=region hmem_hold=1"));
-	ASSERT_TRUE(wait_for(held, SETTLE_MS)) TH_LOG("hmem_held=%d", param_int("hmem_held"));
+	ASSERT_TRUE(poll_for(held, SETTLE_MS)) TH_LOG("hmem_held=%d", param_int("hmem_held"));
 	if (!strcmp(variant->module, "dax_cxl")) {
 		/* region0 commits while held: the decision, when it comes, is CXL's. */
 		coldplug();
@@ -1057,7 +1074,7 @@ FIXTURE_SETUP(held_unload)
 		EXPECT_FALSE(wait_for(dax_cxl_driver_registered, 2000))
 			TH_LOG("dax_cxl registered while HMEM's decision was pending");
 	}
-	/* ...and with dax_hmem to unload, nothing may use it: no coldplug yet. */
+	/* ...and with dax_hmem to unload, nothing may use it: no coldplug yet (dax_cxl). */
 }
 
 FIXTURE_TEARDOWN(held_unload)
@@ -1082,14 +1099,14 @@ TEST_F_TIMEOUT(held_unload, then_decide, 300)
 	ASSERT_EQ(0, sh("(modprobe -r %s; echo $? > " UNLOAD_RC ".new; mv " UNLOAD_RC ".new "
 			UNLOAD_RC ") >/dev/null 2>&1 &", variant->module));
 	/* The decision is held: whatever the unload does now, it does with it pending. */
-	wait_for(unload_done, 2000);
+	poll_for(unload_done, 2000);
 	ASSERT_TRUE(held()) TH_LOG("the hold ended before the unload had run into it");
 	ASSERT_EQ(0, hold(false));
-	ASSERT_TRUE(wait_for(unload_done, UNLOAD_MS))
+	ASSERT_TRUE(poll_for(unload_done, UNLOAD_MS))
 		TH_LOG("modprobe -r %s still running %d ms after the decision went on",
 		       variant->module, UNLOAD_MS);
-	EXPECT_STREQ("0", read_line(rc, sizeof(rc), UNLOAD_RC)) TH_LOG("modprobe -r %s failed",
-									variant->module);
+	read_line(rc, sizeof(rc), UNLOAD_RC);
+	EXPECT_STREQ("0", rc) TH_LOG("modprobe -r %s failed", variant->module);
 	EXPECT_FALSE(module_loaded(variant->module));
 	EXPECT_EQ(0, count_glob("/sys/bus/platform/devices/hmem.*"))
 		TH_LOG("an hmem device outlived the unload");
@@ -1097,9 +1114,15 @@ TEST_F_TIMEOUT(held_unload, then_decide, 300)
 	EXPECT_EQ(0, count_owned(OWNER_CXL));
 	EXPECT_FALSE(kmsg_has("Unexpected driver unregister"));
 
-	/* Reloaded once region0 has committed: the decision is made afresh, for CXL. */
+	/*
+	 * Reloaded, with the decision held until region0 has committed (the
+	 * coldplug loads dax_hmem for hmem_platform.1 at once): the decision is
+	 * made afresh, and it is CXL's.
+	 */
+	ASSERT_EQ(0, hold(true));
 	coldplug();
 	ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS));
+	ASSERT_EQ(0, hold(false));
 	ASSERT_EQ(0, sh("modprobe dax_hmem && modprobe dax_cxl"));
 	EXPECT_TRUE(wait_for(cxl_owns_one, SETTLE_MS)) dump_state(_metadata);
 	EXPECT_EQ(0, count_owned(OWNER_HMEM));

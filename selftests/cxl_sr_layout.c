@@ -798,10 +798,12 @@ static void check_new_hpa_clear(struct __test_metadata *_metadata)
 			}
 			s = read_u64(CXL_DEVS "/%s/resource", made[m]);
 			e = s + size - 1;
-			for (k = 0; k < n; k++)
+			/* Braces: the harness runs TH_LOG() after the EXPECT statement. */
+			for (k = 0; k < n; k++) {
 				EXPECT_TRUE(e < c[k].s || s > c[k].e)
 					TH_LOG("new %s got %llx-%llx, over %s (%llx-%llx)",
 					       made[m], s, e, c[k].region, c[k].s, c[k].e);
+			}
 			m++;
 		}
 		for (k = 0; k < m; k++)

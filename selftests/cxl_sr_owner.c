@@ -81,10 +81,11 @@ static void expect_cxl_owns_region0(struct __test_metadata *_metadata)
 		       count_owned(OWNER_CXL));
 	EXPECT_EQ(0, count_owned(OWNER_HMEM));
 	n = list_dax(devs);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (devs[i].owner == OWNER_CXL)
 			EXPECT_TRUE(iomem_nested("region0", devs[i].name))
 				TH_LOG("%s not nested under region0 in /proc/iomem", devs[i].name);
+	}
 }
 
 TEST_F_TIMEOUT(cxl_sr, owner, 300)

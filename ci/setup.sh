@@ -6,12 +6,14 @@
 set -euo pipefail
 
 # ndctl 81 is built from Debian's source (ci/cxlsr/ndctl.py): its build
-# dependencies, and bash and jq for its tests in the VM.
+# dependencies, and what its tests call in the VM beyond busybox (bash, jq,
+# keyctl, uuidgen).
 pkgs=(make gcc git xz-utils flex bison bc libelf-dev libssl-dev dwarves
       python3 python3-ply python3-git ccache rsync qemu-system-x86 cpio
       busybox-static kmod lcov debian-archive-keyring
       meson ninja-build pkgconf libkmod-dev libudev-dev uuid-dev libjson-c-dev
-      libkeyutils-dev libiniparser-dev libtraceevent-dev libtracefs-dev bash jq)
+      libkeyutils-dev libiniparser-dev libtraceevent-dev libtracefs-dev bash jq
+      keyutils uuid-runtime)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -7,6 +7,8 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug
+# ndctl's cxl-events and cxl-poison read the cxl trace events here.
+mount -t tracefs tracefs /sys/kernel/tracing
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 # What udev would create: the kselftest runner writes to /dev/stdout.
@@ -15,6 +17,33 @@ ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 echo 8 > /proc/sys/kernel/printk
+
+# One of ndctl's tests, as its meson.build runs it (the tools by path,
+# the test programs beside the scripts, the interpreter and options of its
+# #! line), under a hard timeout of its own (cxlsr.ndctl_timeout=,
+# seconds); exit 77 is a skip, the reason the last "kernel <release>: ..."
+# line it printed (test/common, do_skip).
+ndctl_timeout=600
+ndctl_test() {
+	echo "# selftests: ndctl_cxl: $2"
+	# shellcheck disable=SC2086 # $interp: the program and its options
+	{
+		cd /usr/share/ndctl-test/test &&
+			interp=$(sed -n '1s/^#!//p' "./$2.sh") &&
+			NDCTL=/usr/bin/ndctl DAXCTL=/usr/bin/daxctl CXL=/usr/bin/cxl \
+			TEST_PATH=$PWD DATA_PATH=$PWD \
+			timeout -k 10 "$ndctl_timeout" $interp "./$2.sh" </dev/null 2>&1
+		echo $? > /tmp/ndctl.rc
+	} | tee /tmp/ndctl.out | sed -u 's/^/# /'
+	rc=$(cat /tmp/ndctl.rc)
+	case "$rc" in
+	0) echo "ok $1 selftests: ndctl_cxl: $2" ;;
+	77) echo "ok $1 selftests: ndctl_cxl: $2 # SKIP" \
+		"$(grep '^kernel [^ ]*: ' /tmp/ndctl.out | tail -n 1 | cut -d' ' -f3-)" ;;
+	124|137) echo "not ok $1 selftests: ndctl_cxl: $2 # TIMEOUT ${ndctl_timeout}s" ;;
+	*) echo "not ok $1 selftests: ndctl_cxl: $2 # exit=$rc" ;;
+	esac
+}
 
 args=$(cat /proc/cmdline)
 filter=
@@ -30,8 +59,14 @@ for a in $args; do
 	cxlsr.gcov=1) gcov=1 ;;
 	cxlsr.stress=*) export CXL_SR_STRESS_ROUNDS=${a#cxlsr.stress=} ;;
 	cxlsr.seed=*) export CXL_SR_STRESS_SEED=${a#cxlsr.seed=} ;;
+	cxlsr.ndctl_timeout=*) ndctl_timeout=${a#cxlsr.ndctl_timeout=} ;;
 	esac
 done
+# ndctl's CXL tests alone (cxlsr.test=ndctl_cxl): those named by
+# cxlsr.harness=, else every one the host listed.
+if [ "$program" = ndctl_cxl ] && [ -z "$harness" ]; then
+	harness=$(cat /usr/share/ndctl-test/cxlsr-tests)
+fi
 # Some cases of one harness program (cxlsr.harness=-f,FIXTURE...).
 if [ -n "$harness" ]; then
 	plan=/tmp/plan
@@ -43,12 +78,20 @@ fi
 echo CXL-SR-KSELFTEST-BEGIN
 if [ -n "$plan" ]; then
 	# A plan: a line per program, its name and harness options (the host
-	# split the cases over several VMs). run_kselftest.sh passes programs
-	# no arguments, so print what it would around each.
+	# split the cases over several VMs); for ndctl's CXL tests, "ndctl_cxl"
+	# and the test scripts. run_kselftest.sh passes programs no arguments,
+	# so print what it would around each.
 	echo "TAP version 13"
-	echo "1..$(grep -c . $plan)"
+	echo "1..$(awk '{ n += $1 == "ndctl_cxl" ? NF - 1 : 1 } END { print n }' "$plan")"
 	n=0
 	while read -r prog opts; do
+		if [ "$prog" = ndctl_cxl ]; then
+			for t in $opts; do
+				n=$((n + 1))
+				ndctl_test $n "$t"
+			done
+			continue
+		fi
 		n=$((n + 1))
 		echo "# selftests: cxl: $prog"
 		# shellcheck disable=SC2086 # $opts: one option per word

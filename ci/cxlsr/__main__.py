@@ -49,7 +49,7 @@ class Settings:
                    jobs=int(env.get("JOBS") or os.cpu_count() or 2),
                    any_version=env.get("CXL_SR_ANY_KERNEL") == "1",
                    run_timeout=int(env.get("KUNIT_TIMEOUT") or 120),
-                   layers=(env.get("LAYERS") or "kunit vm hw").replace(",", " ").split(),
+                   layers=(env.get("LAYERS") or "kunit vm peer hw").replace(",", " ").split(),
                    vm_timeout=int(env.get("VM_TIMEOUT") or 1800),
                    vm_debug=env.get("VM_DEBUG", "1") != "0",
                    # Under TCG a guest keeps about one host core busy: a VM per core.
@@ -124,11 +124,14 @@ def cmd_run(s: Settings, _: argparse.Namespace) -> int:
         kr = kunit_run(s, s.results)
         layers.append(run_kunit(kr))
         timings.update(kr.timings)
-    if "vm" in s.layers:
+    if "vm" in s.layers or "peer" in s.layers:
+        # peer: ndctl's CXL tests, in the vm layer's VMs (alone without vm).
+        from .peer import TESTS
         from .vm import VmBuild, run_vm
         log("building the VM kernel, cxl_test and the initramfs")
         tree = s.build / "src" / "linux"
-        vb = VmBuild(REPO, tree, s.build, s.jobs, debug=s.vm_debug, shards=s.vm_shards)
+        vb = VmBuild(REPO, tree, s.build, s.jobs, debug=s.vm_debug, shards=s.vm_shards,
+                     peer=TESTS if "peer" in s.layers else (), selftests="vm" in s.layers)
         layers.append(run_vm(REPO, tree, s.build, s.results, s.jobs, s.vm_timeout, timings,
                              vb=vb, append=os.environ.get("VM_APPEND", "")))
     if "hw" in s.layers:

@@ -23,7 +23,7 @@ from typing import Dict, List, Tuple
 
 from .accel import kvm_usable
 from .results import ERROR, FAIL, SKIP, XFAIL, XPASS, Case, Layer, Suite, first_splat, judge
-from . import ndctl
+from . import ndctl, peer
 from .util import RunnerError, atomic_write, cache_dir, clip, log, run, stream
 
 FRAGMENTS = ("vm.config", "debug.config")
@@ -37,6 +37,7 @@ HW_PROGRAM = "cxl_sr_hw"
 PROGRAM_START = re.compile(r"^# selftests: \S+: (\S+)$")
 CASE_START = re.compile(r"^[# ]*#\s+RUN\s+(\S+) \.\.\.")
 CASE_END = re.compile(r"^[# ]*#\s+(?:OK|FAIL|XFAIL|XPASS|SKIP)\s+(\S+)\s*$")
+PEER_END = re.compile(r"^(?:not )?ok \d+ selftests: " + peer.SUITE + r": (\S+)")
 
 
 def read_fragment(path: Path) -> Dict[str, str]:
@@ -90,6 +91,10 @@ class VmBuild:
     mock: bool = True
     case_times: Dict[str, float] = field(default_factory=dict)
     plans: List[Plan] = field(default_factory=list)
+    # ndctl's CXL tests to plan beside the kselftests (peer.py), and whether
+    # the kselftests are built at all (the pristine base has none).
+    peer: Tuple[str, ...] = ()
+    selftests: bool = True
 
     @property
     def kdir(self) -> Path:
@@ -105,6 +110,8 @@ class VmBuild:
 
     @property
     def programs(self) -> List[str]:
+        if not self.selftests:
+            return []
         progs = selftest_programs(self.repo / "selftests" / "Makefile")
         return [p for p in progs if (p == HW_PROGRAM) != self.mock]
 
@@ -220,9 +227,15 @@ class VmBuild:
             self._copy_tool(root, str(nd / "usr/bin" / tool), libdir=nd / "usr/lib")
         shutil.copytree(nd / "usr/share/ndctl-test", root / "usr/share/ndctl-test",
                         symlinks=True)
-        for tool in ("bash", "jq"):
+        # What ndctl's tests call beyond busybox: keyctl (cxl-security),
+        # uuidgen (cxl-region-sysfs), and journalctl for check_dmesg.
+        for tool in ("bash", "jq", "keyctl", "uuidgen"):
             self._copy_tool(root, shutil.which(tool))
-        self._selftests(root)
+        (root / "bin" / "bash").symlink_to("/usr/bin/bash")  # their #! line
+        shutil.copy2(self.repo / "ci" / "vm-journalctl.sh", root / "usr/bin/journalctl")
+        (root / "usr/share/ndctl-test/cxlsr-tests").write_text(" ".join(self.peer) + "\n")
+        if self.selftests:
+            self._selftests(root)
         self._plans(root)
         init = root / "init"
         init.write_text((self.repo / "ci" / "vm-init.sh").read_text())
@@ -258,6 +271,8 @@ class VmBuild:
         if self.shards < 1:
             return
         cases = {p: list_cases(root / "kselftest" / "cxl" / p) for p in self.programs}
+        if self.peer:
+            cases[peer.SUITE] = list(self.peer)
         self.plans = shard(cases, self.shards, self.case_times)
         (root / "cxlsr-plan").mkdir()
         for k, plan in enumerate(self.plans):
@@ -406,7 +421,8 @@ def split_kselftest(ktap: str) -> Dict[str, Tuple[str, str]]:
     for line in ktap.splitlines():
         m = re.match(r"^# selftests: (\S+): (\S+)$", line)
         if m:
-            current, inner = m.group(2), []
+            # ndctl's tests print no TAP of their own (peer.parse reads them)
+            current, inner = ("", []) if m.group(1) == peer.SUITE else (m.group(2), [])
             continue
         m = re.match(r"^(not ok|ok) \d+ selftests: (\S+): (\S+)(.*)$", line)
         if m and current:
@@ -530,6 +546,11 @@ def case_seconds(stamps: List[Tuple[float, str]]) -> Dict[str, float]:
         m = PROGRAM_START.match(line)
         if m:
             program = m.group(1)
+            if line.startswith(f"# selftests: {peer.SUITE}: "):
+                started[program] = t  # one of ndctl's tests: a case of its own
+        m = PEER_END.match(line)
+        if m and m.group(1) in started:
+            out[f"{peer.SUITE}.{m.group(1)}"] = round(t - started.pop(m.group(1)), 1)
         m = CASE_START.match(line)
         if m:
             started[m.group(1)] = t
@@ -582,9 +603,17 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
            append: str = "") -> Layer:
     vb = vb or VmBuild(repo, tree, build, jobs, debug=debug)
     times_file = build / f"vm-case-seconds{vb.variant}.json"
-    # A run narrowed to some cases stays in one VM, with no plan.
+    # A run narrowed to some cases stays in one VM, with no plan; ndctl's
+    # tests run there only when it is narrowed to them (those of
+    # cxlsr.harness=, else all).
     if narrowed(append):
         vb.shards = 0
+        program = re.search(r"cxlsr\.test=(\S+)", append)
+        named = re.search(r"cxlsr\.harness=(\S+)", append)
+        if program and program.group(1) == peer.SUITE:
+            vb.peer = tuple(named.group(1).split(",")) if named else (vb.peer or peer.TESTS)
+        else:
+            vb.peer = ()
     if times_file.is_file():
         vb.case_times = json.loads(times_file.read_text())
     vb.kernel()
@@ -614,6 +643,11 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
             f"### cxl-sr: VM {k} of {len(boots)} (vm-serial-{k}.log)\n{b.log}" for k, b in enumerate(boots)))
     (results / layer.ktap).write_text("".join(ktaps))
     layer.suites = merge_suites(suites)
+    allowed: Tuple[str, ...] = ()
+    if vb.peer:
+        layer.suites.append(peer_suite(vb, "".join(ktaps), results, timeout))
+        allowed = peer.allowed_skips(layer.suites[-1])
+        timings.update(vb.timings)  # the baseline's, when it was built
     atomic_write(results / "vm-case-seconds.json", json.dumps(seconds, indent=1) + "\n")
     if failed_boot(layer, boots, timeout):
         return layer
@@ -623,7 +657,60 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     planned = [f"{prog}.{c}" for plan in vb.plans for prog, cs in plan for c in cs]
     reported = {f"{s.name}.{c.name}" for s in layer.suites for c in s.cases}
     lost = [c for c in planned if c not in reported]
-    layer = judge(layer, vb.programs, "\n".join(b.log for b in boots), may_skip=MAY_SKIP)
+    expected = vb.programs + ([peer.SUITE] if vb.peer else [])
+    layer = judge(layer, expected, "\n".join(b.log for b in boots), may_skip=MAY_SKIP + allowed)
     if lost and layer.status == "ok":
         layer.status, layer.message = "error", f"no result for planned case(s) {', '.join(lost[:5])}"
     return layer
+
+
+def peer_suite(vb: VmBuild, ktap: str, results: Path, timeout: int) -> Suite:
+    """ndctl's tests on this kernel, judged against the pristine base's
+    verdicts; those are needed (and made, or read from the cache) only
+    when a test did not pass here."""
+    got = peer.parse(ktap)
+    base = None
+    if any(got.get(t, peer.Result(ERROR)).status != "PASS" for t in vb.peer):
+        base = run_baseline(vb, results, timeout)
+    return peer.suite(list(vb.peer), got, base)
+
+
+def run_baseline(over: VmBuild, results: Path, timeout: int) -> Dict[str, peer.Result] | None:
+    """ndctl's tests on a kernel of the pristine base (cxl-sr-base), with the
+    config fragments, ndctl and VM of `over`: cached by what made them; built
+    (in build/base) and booted when not, unless CXL_SR_PEER_BASELINE=cached."""
+    nd = ndctl.build(cache_dir(), over.jobs)
+    key = peer.baseline_key(over.tree, over.repo,
+                            [nd.name, " ".join(over.peer), f"debug={over.debug}"])
+    cached = peer.load_baseline(key)
+    if cached is not None:
+        return cached
+    if os.environ.get(peer.BASELINE_ENV) == "cached":
+        log(f"peer: no cached baseline ({key}) and {peer.BASELINE_ENV}=cached: "
+            "not building the pristine base")
+        return None
+    home = over.build / "base"
+    log(f"peer: ndctl's tests on the pristine base (baseline {key}), built in {home}")
+    work = peer.base_tree(over.tree, home / "src" / "linux")
+    vb = VmBuild(over.repo, work, home, over.jobs, debug=over.debug,
+                 shards=max(over.shards, len(over.plans), 1), peer=over.peer, selftests=False)
+    vb.case_times = over.case_times
+    vb.kernel()
+    initrd = vb.initramfs(home / "vm-initramfs.cpio")
+    out = results / "peer-base"
+    out.mkdir(parents=True, exist_ok=True)
+    boots = boot_all(vb.kdir / "arch/x86/boot/bzImage", initrd, out, timeout, "", len(vb.plans))
+    over.timings.update({f"peer-base-{k}": v for k, v in vb.timings.items()})
+    over.timings["peer-base-boot+test"] = max(b.seconds for b in boots)
+    verdicts = peer.parse("".join(extract_ktap(b.log) for b in boots))
+    logs = "\n".join(b.log for b in boots)
+    bad = [k for k, b in enumerate(boots) if b.status != "ok"]
+    if bad:
+        log(f"peer: the pristine base's VM {bad[0]}: {boot_message(boots[bad[0]], timeout)}; "
+            "its verdicts are used, not cached")
+        return verdicts
+    log(f"peer: the pristine base's verdicts cached in {peer.save_baseline(key, verdicts, logs)}")
+    splat = first_splat(logs)
+    if splat:
+        log(f"peer: the pristine base's log has a splat of its own: {splat}")
+    return verdicts

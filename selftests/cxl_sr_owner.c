@@ -159,6 +159,7 @@ FIXTURE(hmem_owned) {
 static bool region0_memdev(char *out, size_t len)
 {
 	char target[32], link[PATH_MAX], port[PATH_MAX];
+	const char *name;
 	ssize_t n;
 
 	if (!read_line(target, sizeof(target), CXL_DEVS "/region0/target0")[0])
@@ -171,7 +172,10 @@ static bool region0_memdev(char *out, size_t len)
 	if (n <= 0)
 		return false;
 	link[n] = '\0';
-	snprintf(out, len, "%s", strrchr(link, '/') ? strrchr(link, '/') + 1 : link);
+	name = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	if (strlen(name) >= len)
+		return false;
+	memcpy(out, name, strlen(name) + 1);
 	return !strncmp(out, "mem", 3);
 }
 
@@ -431,6 +435,7 @@ TEST_F_TIMEOUT(innocent, survives_dax_hmem_reload, 300)
  */
 FIXTURE(hmem_idle) {
 	char root[32];
+	char memdev[32];	/* region0's: what a region over HMEM's range needs */
 	unsigned long long sr, sr_size;
 };
 
@@ -461,6 +466,8 @@ FIXTURE_SETUP(hmem_idle)
 	self->sr = read_u64(CXL_DEVS "/%s/resource", "region0");
 	self->sr_size = read_u64(CXL_DEVS "/%s/size", "region0");
 	ASSERT_TRUE(region_root_decoder("region0", self->root, sizeof(self->root)));
+	ASSERT_TRUE(region0_memdev(self->memdev, sizeof(self->memdev)))
+		TH_LOG("no memdev behind region0's target0");
 	ASSERT_EQ(0, write_str("region0", CXL_DEVS "/%s/delete_region", self->root));
 }
 
@@ -555,6 +562,74 @@ TEST_F_TIMEOUT(hmem_idle, cxl_region_over_hmem_range, 300)
 		hmem_range_published(_metadata, &w);
 	else
 		cxl_loses_visibly(_metadata, &w);
+}
+
+/*
+ * The seed's teardown, end to end, with the cxl tool as its mail ran it:
+ * `cxl create-region` over HMEM's range (region0's memdev, one way), then
+ * disable the HMEM device, `cxl disable-region` and `cxl destroy-region`
+ * what the first attempt left, and `cxl create-region` again: the region
+ * gets the same HPA and CXL owns it.
+ * Unpublished, the first region commits and its dax region loses to
+ * HMEM's (the mail's stuck state); published, the tool fails as the mail
+ * shows and leaves nothing behind, and HMEM's entry goes with its device.
+ */
+TEST_F_TIMEOUT(hmem_idle, teardown_with_cxl_tool, 300)
+{
+	char cmd[256], out[4096], region[32];
+	int rc;
+
+	ASSERT_EQ(0, sh("command -v cxl >/dev/null")) TH_LOG("no cxl tool (ndctl) in this system");
+	snprintf(cmd, sizeof(cmd), "cxl create-region -t ram -d %s -m %s -w 1 -g 256 -s %llu 2>&1",
+		 self->root, self->memdev, self->sr_size);
+	kmsg_mark();
+	rc = run_tool(out, sizeof(out), cmd);
+	TH_LOG("%s: exit %d: %s", cmd, rc, out);
+	if (variant->published) {
+		EXPECT_NE(0, rc);
+		EXPECT_NE(NULL, strstr(out, "set_size failed: Numerical result out of range"));
+		EXPECT_EQ(0, run_tool(out, sizeof(out), "cxl list -R 2>&1"));
+		EXPECT_EQ(NULL, strstr(out, "region")) TH_LOG("cxl list -R: %s", out);
+		EXPECT_TRUE(hmem_region_present());
+
+		ASSERT_EQ(0, hmem_let_go());
+		EXPECT_FALSE(soft_reserved_published());
+	} else {
+		ASSERT_EQ(0, rc);
+		ASSERT_TRUE(cxl_dev_holding("region*", "resource", self->sr, region,
+					    sizeof(region)))
+			TH_LOG("no region over HMEM's range after: %s", cmd);
+		EXPECT_TRUE(region_committed(region));
+		ASSERT_TRUE(wait_for(dax_region_conflict_logged, DRIVER_BOUND_MS))
+			TH_LOG("no \"dax_region resource conflict\" in the kernel log");
+		EXPECT_EQ(0, count_owned(OWNER_CXL));
+
+		ASSERT_EQ(0, hmem_let_go());
+		snprintf(cmd, sizeof(cmd), "cxl disable-region %s 2>&1", region);
+		EXPECT_EQ(0, run_tool(out, sizeof(out), cmd)) TH_LOG("%s: %s", cmd, out);
+		snprintf(cmd, sizeof(cmd), "cxl destroy-region %s 2>&1", region);
+		EXPECT_EQ(0, run_tool(out, sizeof(out), cmd)) TH_LOG("%s: %s", cmd, out);
+		EXPECT_FALSE(exists(CXL_DEVS "/%s", region));
+		EXPECT_EQ(0, run_tool(out, sizeof(out), "cxl list -R 2>&1"));
+		EXPECT_EQ(NULL, strstr(out, "region")) TH_LOG("cxl list -R: %s", out);
+	}
+	EXPECT_FALSE(hmem_region_present());
+
+	/* The same HPA, through the tool: CXL owns it. */
+	snprintf(cmd, sizeof(cmd), "cxl create-region -t ram -d %s -m %s -w 1 -g 256 -s %llu 2>&1",
+		 self->root, self->memdev, self->sr_size);
+	rc = run_tool(out, sizeof(out), cmd);
+	ASSERT_EQ(0, rc) TH_LOG("%s: exit %d: %s", cmd, rc, out);
+	ASSERT_TRUE(cxl_dev_holding("region*", "resource", self->sr, region, sizeof(region)));
+	EXPECT_EQ(self->sr, read_u64(CXL_DEVS "/%s/resource", region));
+	EXPECT_EQ(self->sr_size, read_u64(CXL_DEVS "/%s/size", region));
+	ASSERT_TRUE(wait_for(cxl_owns_sr, SETTLE_MS))
+		TH_LOG("%s got no dax device after HMEM let go", region);
+	EXPECT_EQ(0, count_owned(OWNER_HMEM));
+	EXPECT_TRUE(dax_ranges_disjoint());
+	snprintf(cmd, sizeof(cmd), "cxl list -r %s 2>&1", region);
+	EXPECT_EQ(0, run_tool(out, sizeof(out), cmd));
+	EXPECT_NE(NULL, strstr(out, region)) TH_LOG("%s: %s", cmd, out);
 }
 
 /*

@@ -196,6 +196,12 @@ def vm_hang(build: Path, results: Path) -> bool:
     return b.status == "timeout" and bool(re.search(r": \S+\.\S+$", b.running))
 
 
+# A mutant or a left-out patch that makes one of ndctl's tests fail has
+# shown what it must with or without the pristine base's verdicts: they are
+# used when the main job left them in the cache, never built for it.
+NO_NEW_BASELINE = dict(os.environ, CXL_SR_PEER_BASELINE="cached")
+
+
 def mutants(repo: Path, layers: list[str]) -> Tuple[int, int, list[str]]:
     passed, bad = 0, []
     for patch in sorted((repo / "ci" / "mutants").glob("*.patch")):
@@ -209,7 +215,7 @@ def mutants(repo: Path, layers: list[str]) -> Tuple[int, int, list[str]]:
         rc = subprocess.run([sys.executable, "-m", "cxlsr", "mutant", str(patch),
                              "--expect-fail", m.group(1)]
                             + (["--expect-cases", cases.group(1)] if cases else []),
-                            cwd=repo / "ci").returncode
+                            cwd=repo / "ci", env=NO_NEW_BASELINE).returncode
         if rc == 0:
             passed += 1
         else:

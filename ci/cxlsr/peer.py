@@ -133,7 +133,7 @@ def baseline_key(tree: Path, repo: Path, parts: List[str]) -> str:
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], text=True,
                           stdout=subprocess.PIPE).stdout.splitlines()[:1]
     files = sorted((repo / "ci" / "configs").glob("*.config")) + \
-        [repo / "ci" / "vm-init.sh", repo / "ci" / "vm-journalctl.sh"]
+        sorted((repo / "ci").glob("vm-*.sh"))
     text = "\n".join([base, *qemu, *parts, *(f.read_text() for f in files)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

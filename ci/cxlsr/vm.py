@@ -233,6 +233,9 @@ class VmBuild:
             self._copy_tool(root, shutil.which(tool))
         (root / "bin" / "bash").symlink_to("/usr/bin/bash")  # their #! line
         shutil.copy2(self.repo / "ci" / "vm-journalctl.sh", root / "usr/bin/journalctl")
+        shutil.copy2(self.repo / "ci" / "vm-udevadm.sh", root / "usr/bin/udevadm")
+        (root / "usr/libexec/cxlsr").mkdir(parents=True)
+        shutil.copy2(self.repo / "ci" / "vm-modprobe.sh", root / "usr/libexec/cxlsr/modprobe")
         (root / "usr/share/ndctl-test/cxlsr-tests").write_text(" ".join(self.peer) + "\n")
         if self.selftests:
             self._selftests(root)
@@ -277,7 +280,8 @@ class VmBuild:
         (root / "cxlsr-plan").mkdir()
         for k, plan in enumerate(self.plans):
             (root / "cxlsr-plan" / str(k)).write_text("".join(
-                f"{prog} " + " ".join(f"-r {c}" for c in cs) + "\n" for prog, cs in plan))
+                f"{prog} " + " ".join(c if prog == peer.SUITE else f"-r {c}" for c in cs) + "\n"
+                for prog, cs in plan))
 
     def _selftests(self, root: Path) -> None:
         out = self.build / "vm-kselftest"

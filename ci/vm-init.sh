@@ -21,22 +21,24 @@ echo 8 > /proc/sys/kernel/printk
 # One of ndctl's tests, as its meson.build runs it (the tools by path,
 # the test programs beside the scripts, the interpreter and options of its
 # #! line), under a hard timeout of its own (cxlsr.ndctl_timeout=,
-# seconds). No udev here: the modprobe first on its PATH settles after a
-# load (vm-modprobe.sh, vm-udevadm.sh). Exit 77 is a skip; its reason, as
-# a failure's, the last line the test printed that is not a trace (+ ...).
+# seconds), with udev running as on the systems ndctl's tests are written
+# for (only the module rule; the kselftests load modules themselves and
+# never run beside it). Exit 77 is a skip; its reason, as a failure's,
+# the last line the test printed that is not a trace (+ ...).
 ndctl_timeout=600
 ndctl_test() {
 	echo "# selftests: ndctl_cxl: $2"
+	/lib/systemd/systemd-udevd --daemon --resolve-names=never
 	# shellcheck disable=SC2086 # $interp: the program and its options
 	{
 		cd /usr/share/ndctl-test/test &&
 			interp=$(sed -n '1s/^#!//p' "./$2.sh") &&
-			PATH=/usr/libexec/cxlsr:$PATH \
 			NDCTL=/usr/bin/ndctl DAXCTL=/usr/bin/daxctl CXL=/usr/bin/cxl \
 			TEST_PATH=$PWD DATA_PATH=$PWD \
 			timeout -k 10 "$ndctl_timeout" $interp "./$2.sh" </dev/null 2>&1
 		echo $? > /tmp/ndctl.rc
 	} | tee /tmp/ndctl.out | sed -u 's/^/# /'
+	udevadm control --exit
 	rc=$(cat /tmp/ndctl.rc)
 	why=$(grep -v -e '^+' -e '^[[:space:]]*$' /tmp/ndctl.out | tail -n 1 | tr -d '#')
 	case "$rc" in

@@ -192,3 +192,36 @@ def build(cache: Path, jobs: int) -> Path:
 def tool_env(root: Path) -> Dict[str, str]:
     """Environment in which ldd resolves the built tools' own libraries."""
     return dict(os.environ, LD_LIBRARY_PATH=str(root / "usr/lib"))
+
+
+def udev(cache: Path) -> Path:
+    """Debian 12's udev, unpacked (not installed) under cache/udev/<version>:
+    bin/udevadm (also systemd-udevd, by name) and lib/udev/rules.d. ndctl's
+    tests need it in the VM: they load cxl_test and count on udev's module
+    rule for the drivers of what it adds, and libcxl waits for udev's queue
+    to drain before it reads sysfs. Fetched once with `apt-get download`."""
+    home = cache / "udev"
+    current = home / "current"
+    if current.is_file():
+        root = home / current.read_text().strip()
+        if (root / "bin/udevadm").is_file():
+            return root
+    debs = home / "debs"
+    shutil.rmtree(debs, ignore_errors=True)
+    debs.mkdir(parents=True)
+    proc = subprocess.run(["apt-get", "download", "udev"], cwd=debs, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    got = sorted(debs.glob("udev_*.deb"))
+    if proc.returncode or not got:
+        tail = proc.stdout.strip().splitlines()[-1:] or [""]
+        raise RunnerError(f"udev: apt-get download udev failed: {tail[0]} "
+                          "(run apt-get update first?)")
+    version = subprocess.run(["dpkg-deb", "-f", str(got[0]), "Version"], text=True,
+                             stdout=subprocess.PIPE, check=True).stdout.strip().replace(":", "_")
+    root = home / version
+    shutil.rmtree(root, ignore_errors=True)
+    subprocess.run(["dpkg-deb", "-x", str(got[0]), str(root)], check=True)
+    shutil.rmtree(debs, ignore_errors=True)
+    current.write_text(version + "\n")
+    log(f"udev {version} unpacked into {root}")
+    return root

@@ -200,8 +200,10 @@ class VmBuild:
         # each line to the console as it comes, so a hung test shows its name.
         self._copy_tool(root, shutil.which("sed") or "/bin/sed")
         # Every other applet busybox has; the tools copied above take precedence.
+        # GNU mktemp: ndctl's cxl-labels asks for templates of four X's.
+        self._copy_tool(root, "/usr/bin/mktemp")
         replaced = {"sh", "modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod", "timeout",
-                    "sed"}
+                    "sed", "mktemp"}
         applets = subprocess.run([busybox, "--list"], text=True, stdout=subprocess.PIPE).stdout
         for applet in applets.split():
             if applet not in replaced and not (root / "bin" / applet).exists():
@@ -233,9 +235,14 @@ class VmBuild:
             self._copy_tool(root, shutil.which(tool))
         (root / "bin" / "bash").symlink_to("/usr/bin/bash")  # their #! line
         shutil.copy2(self.repo / "ci" / "vm-journalctl.sh", root / "usr/bin/journalctl")
-        shutil.copy2(self.repo / "ci" / "vm-udevadm.sh", root / "usr/bin/udevadm")
-        (root / "usr/libexec/cxlsr").mkdir(parents=True)
-        shutil.copy2(self.repo / "ci" / "vm-modprobe.sh", root / "usr/libexec/cxlsr/modprobe")
+        # udev, running only while one of ndctl's tests does (vm-init.sh):
+        # udevadm, which is systemd-udevd by that name, and the module rule.
+        ud = ndctl.udev(cache_dir())
+        self._copy_tool(root, str(ud / "bin/udevadm"))
+        (root / "lib/systemd").mkdir(parents=True)
+        (root / "lib/systemd/systemd-udevd").symlink_to("/usr/bin/udevadm")
+        (root / "lib/udev/rules.d").mkdir(parents=True)
+        shutil.copy2(ud / "lib/udev/rules.d/80-drivers.rules", root / "lib/udev/rules.d")
         (root / "usr/share/ndctl-test/cxlsr-tests").write_text(" ".join(self.peer) + "\n")
         if self.selftests:
             self._selftests(root)

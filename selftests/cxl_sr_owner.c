@@ -155,16 +155,14 @@ FIXTURE(hmem_owned) {
 	struct dax_dev hmem;
 };
 
-/* The memdev behind region0's first target: endpoint decoder, its port, uport. */
-static bool region0_memdev(char *out, size_t len)
+/* The memdev of an endpoint decoder: its port's uport. */
+static bool decoder_memdev(const char *decoder, char *out, size_t len)
 {
-	char target[32], link[PATH_MAX], port[PATH_MAX];
+	char link[PATH_MAX], port[PATH_MAX];
 	const char *name;
 	ssize_t n;
 
-	if (!read_line(target, sizeof(target), CXL_DEVS "/region0/target0")[0])
-		return false;
-	snprintf(link, sizeof(link), CXL_DEVS "/%s/..", target);
+	snprintf(link, sizeof(link), CXL_DEVS "/%s/..", decoder);
 	if (!realpath(link, port))
 		return false;
 	strncat(port, "/uport", sizeof(port) - strlen(port) - 1);
@@ -177,6 +175,16 @@ static bool region0_memdev(char *out, size_t len)
 		return false;
 	memcpy(out, name, strlen(name) + 1);
 	return !strncmp(out, "mem", 3);
+}
+
+/* The memdev behind region0's first target. */
+static bool region0_memdev(char *out, size_t len)
+{
+	char target[32];
+
+	if (!read_line(target, sizeof(target), CXL_DEVS "/region0/target0")[0])
+		return false;
+	return decoder_memdev(target, out, len);
 }
 
 FIXTURE_SETUP(hmem_owned)
@@ -435,7 +443,6 @@ TEST_F_TIMEOUT(innocent, survives_dax_hmem_reload, 300)
  */
 FIXTURE(hmem_idle) {
 	char root[32];
-	char memdev[32];	/* region0's: what a region over HMEM's range needs */
 	unsigned long long sr, sr_size;
 };
 
@@ -466,8 +473,6 @@ FIXTURE_SETUP(hmem_idle)
 	self->sr = read_u64(CXL_DEVS "/%s/resource", "region0");
 	self->sr_size = read_u64(CXL_DEVS "/%s/size", "region0");
 	ASSERT_TRUE(region_root_decoder("region0", self->root, sizeof(self->root)));
-	ASSERT_TRUE(region0_memdev(self->memdev, sizeof(self->memdev)))
-		TH_LOG("no memdev behind region0's target0");
 	ASSERT_EQ(0, write_str("region0", CXL_DEVS "/%s/delete_region", self->root));
 }
 
@@ -565,8 +570,34 @@ TEST_F_TIMEOUT(hmem_idle, cxl_region_over_hmem_range, 300)
 }
 
 /*
+ * `cxl create-region -t ram` of `size` bytes, one way, in root decoder
+ * `root`, with the first memdev it takes among those whose DPA firmware
+ * left alone (region0's decoders keep theirs); `want` is the error it
+ * must fail with instead, if any. The memdev tried last goes to `memdev`,
+ * the tool's last exit status is returned, its output left in `out`.
+ */
+static int cxl_tool_region(const char *root, unsigned long long size, const char *want,
+			   char *memdev, size_t mlen, char *out, size_t len)
+{
+	char cand[32][32], cmd[256];
+	int i, n = free_endpoint_decoders(cand, 32), rc = -ENODEV;
+
+	for (i = 0; i < n; i++) {
+		if (!decoder_memdev(cand[i], memdev, mlen))
+			continue;
+		snprintf(cmd, sizeof(cmd),
+			 "cxl create-region -t ram -d %s -m %s -w 1 -g 256 -s %llu 2>&1",
+			 root, memdev, size);
+		rc = run_tool(out, len, cmd);
+		if (want ? rc && strstr(out, want) : !rc)
+			break;
+	}
+	return rc;
+}
+
+/*
  * The seed's teardown, end to end, with the cxl tool as its mail ran it:
- * `cxl create-region` over HMEM's range (region0's memdev, one way), then
+ * `cxl create-region` over HMEM's range (a free memdev, one way), then
  * disable the HMEM device, `cxl disable-region` and `cxl destroy-region`
  * what the first attempt left, and `cxl create-region` again: the region
  * gets the same HPA and CXL owns it.
@@ -576,18 +607,18 @@ TEST_F_TIMEOUT(hmem_idle, cxl_region_over_hmem_range, 300)
  */
 TEST_F_TIMEOUT(hmem_idle, teardown_with_cxl_tool, 300)
 {
-	char cmd[256], out[4096], region[32];
+	const char *erange = "set_size failed: Numerical result out of range";
+	char cmd[256], out[4096], region[32], memdev[32];
 	int rc;
 
 	ASSERT_EQ(0, sh("command -v cxl >/dev/null")) TH_LOG("no cxl tool (ndctl) in this system");
-	snprintf(cmd, sizeof(cmd), "cxl create-region -t ram -d %s -m %s -w 1 -g 256 -s %llu 2>&1",
-		 self->root, self->memdev, self->sr_size);
 	kmsg_mark();
-	rc = run_tool(out, sizeof(out), cmd);
-	TH_LOG("%s: exit %d: %s", cmd, rc, out);
+	rc = cxl_tool_region(self->root, self->sr_size, variant->published ? erange : NULL,
+			     memdev, sizeof(memdev), out, sizeof(out));
+	TH_LOG("cxl create-region over HMEM's range with %s: exit %d: %s", memdev, rc, out);
 	if (variant->published) {
 		EXPECT_NE(0, rc);
-		EXPECT_NE(NULL, strstr(out, "set_size failed: Numerical result out of range"));
+		EXPECT_NE(NULL, strstr(out, erange));
 		EXPECT_EQ(0, run_tool(out, sizeof(out), "cxl list -R 2>&1"));
 		EXPECT_EQ(NULL, strstr(out, "region")) TH_LOG("cxl list -R: %s", out);
 		EXPECT_TRUE(hmem_region_present());
@@ -616,10 +647,9 @@ TEST_F_TIMEOUT(hmem_idle, teardown_with_cxl_tool, 300)
 	EXPECT_FALSE(hmem_region_present());
 
 	/* The same HPA, through the tool: CXL owns it. */
-	snprintf(cmd, sizeof(cmd), "cxl create-region -t ram -d %s -m %s -w 1 -g 256 -s %llu 2>&1",
-		 self->root, self->memdev, self->sr_size);
-	rc = run_tool(out, sizeof(out), cmd);
-	ASSERT_EQ(0, rc) TH_LOG("%s: exit %d: %s", cmd, rc, out);
+	rc = cxl_tool_region(self->root, self->sr_size, NULL, memdev, sizeof(memdev), out,
+			     sizeof(out));
+	ASSERT_EQ(0, rc) TH_LOG("cxl create-region with %s: exit %d: %s", memdev, rc, out);
 	ASSERT_TRUE(cxl_dev_holding("region*", "resource", self->sr, region, sizeof(region)));
 	EXPECT_EQ(self->sr, read_u64(CXL_DEVS "/%s/resource", region));
 	EXPECT_EQ(self->sr_size, read_u64(CXL_DEVS "/%s/size", region));

@@ -49,7 +49,7 @@ class Settings:
                    jobs=int(env.get("JOBS") or os.cpu_count() or 2),
                    any_version=env.get("CXL_SR_ANY_KERNEL") == "1",
                    run_timeout=int(env.get("KUNIT_TIMEOUT") or 120),
-                   layers=(env.get("LAYERS") or "kunit vm peer hw").replace(",", " ").split(),
+                   layers=(env.get("LAYERS") or "kunit vm hw").replace(",", " ").split(),
                    vm_timeout=int(env.get("VM_TIMEOUT") or 1800),
                    vm_debug=env.get("VM_DEBUG", "1") != "0",
                    # Under TCG a guest keeps about one host core busy: a VM per core.

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from .accel import kvm_usable
-from .results import ERROR, FAIL, SKIP, XFAIL, XPASS, Case, Layer, Suite, first_splat, judge
+from .results import ERROR, FAIL, PASS, SKIP, XFAIL, XPASS, Case, Layer, Suite, first_splat, judge
 from . import ndctl, peer
 from .util import RunnerError, atomic_write, cache_dir, clip, log, run, stream
 
@@ -681,7 +681,7 @@ def peer_suite(vb: VmBuild, ktap: str, results: Path, timeout: int) -> Suite:
     when a test did not pass here."""
     got = peer.parse(ktap)
     base = None
-    if any(got.get(t, peer.Result(ERROR)).status != "PASS" for t in vb.peer):
+    if any(got.get(t, peer.Result(ERROR)).status != PASS for t in vb.peer):
         base = run_baseline(vb, results, timeout)
     return peer.suite(list(vb.peer), got, base)
 

@@ -1,7 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
+import os
+import tempfile
 import unittest
+from unittest import mock
 
-from cxlsr.peer import SUITE, Result, allowed_skips, parse, suite
+from cxlsr.peer import (SUITE, Result, allowed_skips, load_baseline, parse, save_baseline,
+                        suite)
 from cxlsr.results import ERROR, FAIL, PASS, SKIP, XFAIL
 from cxlsr.vm import case_seconds, running_test, split_kselftest
 
@@ -81,6 +85,16 @@ class Judge(unittest.TestCase):
         s = suite(["d", "e"], {"d": Result(SKIP), "e": Result(SKIP)},
                   {"d": Result(SKIP), "e": Result(PASS)})
         self.assertEqual(allowed_skips(s), ("d",))
+
+
+class Cache(unittest.TestCase):
+    def test_verdicts_round_trip(self) -> None:
+        with tempfile.TemporaryDirectory() as d, mock.patch.dict(os.environ, {"CXL_SR_CACHE": d}):
+            self.assertIsNone(load_baseline("k1"))
+            verdicts = {"a": Result(PASS), "b": Result(FAIL, "exit=1: line 3")}
+            save_baseline("k1", verdicts, "[ 1.0] ok\n")
+            self.assertEqual(load_baseline("k1"), verdicts)
+            self.assertIsNone(load_baseline("k2"))
 
 
 if __name__ == "__main__":

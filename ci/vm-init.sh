@@ -26,9 +26,24 @@ echo 8 > /proc/sys/kernel/printk
 # never run beside it). Exit 77 is a skip; its reason, as a failure's,
 # the last line the test printed that is not a trace (+ ...).
 ndctl_timeout=600
+# Where every user task and every blocked kernel thread is (state, wait
+# channel, kernel stack): printed just before a test's timeout, so that a
+# hang says where it hangs.
+tasks() {
+	echo "# cxl-sr: tasks after $1s:"
+	for d in /proc/[0-9]*; do
+		state=$(sed -n 's/^State:[[:space:]]*//p' "$d/status" 2>/dev/null)
+		[ -s "$d/cmdline" ] || [ "${state%% *}" = D ] || continue
+		echo "# ${d#/proc/} $(cat "$d/comm" 2>/dev/null) $state wchan=$(cat "$d/wchan" 2>/dev/null)"
+		sed 's/^/#     /' "$d/stack" 2>/dev/null
+	done
+}
+
 ndctl_test() {
 	echo "# selftests: ndctl_cxl: $2"
 	/lib/systemd/systemd-udevd --daemon --resolve-names=never
+	(sleep $((ndctl_timeout - 5)) && tasks $((ndctl_timeout - 5))) &
+	watchdog=$!
 	# shellcheck disable=SC2086 # $interp: the program and its options
 	{
 		cd /usr/share/ndctl-test/test &&
@@ -38,6 +53,7 @@ ndctl_test() {
 			timeout -k 10 "$ndctl_timeout" $interp "./$2.sh" </dev/null 2>&1
 		echo $? > /tmp/ndctl.rc
 	} | tee /tmp/ndctl.out | sed -u 's/^/# /'
+	kill $watchdog 2>/dev/null
 	udevadm control --exit
 	rc=$(cat /tmp/ndctl.rc)
 	why=$(grep -v -e '^+' -e '^[[:space:]]*$' /tmp/ndctl.out | tail -n 1 | tr -d '#')

@@ -292,11 +292,12 @@ def cmd_coverage(s: Settings, _: argparse.Namespace) -> int:
         caps.append(coverage.Capture("kunit", layer, [results / "kunit-serial.log"],
                                      [kr.build_dir]))
     if "vm" in s.layers:
+        from .peer import TESTS
         vb = VmBuild(REPO, tree.path, s.build, s.jobs, debug=False, variant="-cov",
                      fragments=[REPO / "ci" / "configs" / "coverage.config"],
                      kernel_vars=coverage.make_vars(coverage.STEMS), cxl_vars=["GCOV_PROFILE=y"],
                      extra_files={"gcov-dump.sh": REPO / "ci" / "gcov-dump.sh"},
-                     shards=s.vm_shards)
+                     shards=s.vm_shards, peer=TESTS if "peer" in s.layers else ())
         coverage.remove_gcda([vb.kdir, vb.cxl_root])
         log("coverage: building and booting the VM kernel with gcov")
         layer = run_vm(REPO, tree.path, s.build, results, s.jobs, s.vm_timeout, timings, vb=vb,

@@ -15,8 +15,9 @@ with the seconds it took:
   mutants     each ci/mutants/*.patch must make its named suite fail
   guards      each fix patch of the series, left out, must make the tests
               kernel-tree-overlay/guards names for it fail
-  fastvm      the VM layer on a kernel without debug options (make coverage's,
-              VM half): every case passes, no splat
+  fastvm      the VM layer and ndctl's CXL tests (the peer suite) on a kernel
+              without debug options (make coverage's, VM half): every case
+              passes, no splat; ndctl's tests judged by peer.py's rule
 """
 from __future__ import annotations
 
@@ -263,11 +264,13 @@ def fast_vm(repo: Path, results: Path) -> Tuple[int, int, Any]:
     """The VM layer once more, on make coverage's kernel: no debug options,
     so fast enough to hit the races the debug kernel's slowness hides (it
     found patch 0010 and a selftest that settled too early). Every case must
-    pass with a splat-free log; the VM layer's coverage report comes along."""
+    pass with a splat-free log; the VM layer's coverage report comes along.
+    ndctl's CXL tests run here too, at about a third of their time on the
+    debug kernel (docs/measurements.md)."""
     summary = results / "coverage" / "summary.json"
     summary.unlink(missing_ok=True)
     rc = subprocess.run([sys.executable, "-m", "cxlsr", "coverage"], cwd=repo / "ci",
-                        env=dict(os.environ, LAYERS="vm")).returncode
+                        env=dict(os.environ, LAYERS="vm peer")).returncode
     if not summary.is_file():
         return 0, 1, f"make coverage (VM) gave no results (exit {rc})"
     doc = json.loads(summary.read_text())

@@ -677,34 +677,38 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
 
 def peer_suite(vb: VmBuild, ktap: str, results: Path, timeout: int) -> Suite:
     """ndctl's tests on this kernel, judged against the pristine base's
-    verdicts; those are needed (and made, or read from the cache) only
-    when a test did not pass here."""
+    verdicts; those are needed (and made, or read from the cache) only for
+    the tests that did not pass here for a reason peer.KNOWN explains."""
     got = peer.parse(ktap)
-    base = None
-    if any(got.get(t, peer.Result(ERROR)).status != PASS for t in vb.peer):
-        base = run_baseline(vb, results, timeout)
-    return peer.suite(list(vb.peer), got, base)
+    known = peer.KNOWN.get(ndctl.VERSION, {})
+    ask = peer.unexplained(list(vb.peer), got, known)
+    base = run_baseline(vb, results, timeout, ask) if ask else None
+    return peer.suite(list(vb.peer), got, base, known=known)
 
 
-def run_baseline(over: VmBuild, results: Path, timeout: int) -> Dict[str, peer.Result] | None:
-    """ndctl's tests on a kernel of the pristine base (cxl-sr-base), with the
-    config fragments, ndctl and VM of `over`: cached by what made them; built
-    (in build/base) and booted when not, unless CXL_SR_PEER_BASELINE=cached."""
+def run_baseline(over: VmBuild, results: Path, timeout: int,
+                 tests: List[str]) -> Dict[str, peer.Result]:
+    """The verdicts of ndctl's `tests` on a kernel of the pristine base
+    (cxl-sr-base), with the config fragments, ndctl and VM of `over`: cached
+    by what made them; the tests missing from the cache built (in build/base)
+    and run, unless CXL_SR_PEER_BASELINE=cached."""
     nd = ndctl.build(cache_dir(), over.jobs)
-    key = peer.baseline_key(over.tree, over.repo,
-                            [nd.name, " ".join(over.peer), f"debug={over.debug}"])
+    key = peer.baseline_key(over.tree, over.repo, [nd.name, f"debug={over.debug}"])
     cached = peer.load_baseline(key)
-    if cached is not None:
+    missing = [t for t in tests if t not in cached]
+    if not missing:
+        log(f"peer: the pristine base's verdicts of {' '.join(tests)} from the cache ({key})")
         return cached
     if os.environ.get(peer.BASELINE_ENV) == "cached":
-        log(f"peer: no cached baseline ({key}) and {peer.BASELINE_ENV}=cached: "
-            "not building the pristine base")
-        return None
+        log(f"peer: the pristine base has no cached verdict ({key}) of {' '.join(missing)} "
+            f"and {peer.BASELINE_ENV}=cached: not building it")
+        return cached
     home = over.build / "base"
-    log(f"peer: ndctl's tests on the pristine base (baseline {key}), built in {home}")
+    log(f"peer: {' '.join(missing)} on the pristine base (baseline {key}), built in {home}")
     work = peer.base_tree(over.tree, home / "src" / "linux")
     vb = VmBuild(over.repo, work, home, over.jobs, debug=over.debug,
-                 shards=max(over.shards, len(over.plans), 1), peer=over.peer, selftests=False)
+                 shards=min(max(over.shards, len(over.plans), 1), len(missing)),
+                 peer=tuple(missing), selftests=False)
     vb.case_times = over.case_times
     vb.kernel()
     initrd = vb.initramfs(home / "vm-initramfs.cpio")
@@ -719,9 +723,9 @@ def run_baseline(over: VmBuild, results: Path, timeout: int) -> Dict[str, peer.R
     if bad:
         log(f"peer: the pristine base's VM {bad[0]}: {boot_message(boots[bad[0]], timeout)}; "
             "its verdicts are used, not cached")
-        return verdicts
+        return {**cached, **verdicts}
     log(f"peer: the pristine base's verdicts cached in {peer.save_baseline(key, verdicts, logs)}")
     splat = first_splat(logs)
     if splat:
         log(f"peer: the pristine base's log has a splat of its own: {splat}")
-    return verdicts
+    return {**cached, **verdicts}

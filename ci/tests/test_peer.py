@@ -4,8 +4,9 @@ import tempfile
 import unittest
 from unittest import mock
 
-from cxlsr.peer import (SUITE, Result, allowed_skips, load_baseline, parse, save_baseline,
-                        suite)
+from cxlsr.peer import (KNOWN, SUITE, Result, allowed_skips, load_baseline, parse,
+                        save_baseline, suite, unexplained)
+from cxlsr.ndctl import VERSION
 from cxlsr.results import ERROR, FAIL, PASS, SKIP, XFAIL
 from cxlsr.vm import case_seconds, running_test, split_kselftest
 
@@ -87,14 +88,47 @@ class Judge(unittest.TestCase):
         self.assertEqual(allowed_skips(s), ("d",))
 
 
+class Known(unittest.TestCase):
+    KNOWN = {"t": ("failed at line 183", "ndctl's own bug")}
+
+    def test_only_the_exact_failure_is_explained(self) -> None:
+        over = {"t": Result(FAIL, "exit=1: test/t.sh: failed at line 183"),
+                "u": Result(FAIL, "exit=1: test/u.sh: failed at line 183")}
+        self.assertEqual(unexplained(["t", "u"], over, self.KNOWN), ["u"])
+        got = {c.name: c for c in suite(["t", "u"], over, None, known=self.KNOWN).cases}
+        self.assertEqual(got["t"].status, XFAIL)
+        self.assertIn("ndctl's own bug", got["t"].reason)
+        self.assertEqual(got["u"].status, FAIL)
+
+    def test_failing_elsewhere_needs_the_baseline(self) -> None:
+        for r in (Result(FAIL, "exit=1: test/t.sh: failed at line 150"),
+                  Result(FAIL, "TIMEOUT 600s"), Result(SKIP, "failed at line 183")):
+            self.assertEqual(unexplained(["t"], {"t": r}, self.KNOWN), ["t"])
+            self.assertEqual(suite(["t"], {"t": r}, None, known=self.KNOWN).cases[0].status, FAIL)
+
+    def test_passing_needs_nothing(self) -> None:
+        self.assertEqual(unexplained(["t", "v"], {"t": Result(PASS)}, self.KNOWN), [])
+
+    def test_this_ndctl_is_listed(self) -> None:
+        # a new ndctl must say which of its failures it explains (maybe none)
+        self.assertIn(VERSION, KNOWN)
+
+
 class Cache(unittest.TestCase):
     def test_verdicts_round_trip(self) -> None:
         with tempfile.TemporaryDirectory() as d, mock.patch.dict(os.environ, {"CXL_SR_CACHE": d}):
-            self.assertIsNone(load_baseline("k1"))
+            self.assertEqual(load_baseline("k1"), {})
             verdicts = {"a": Result(PASS), "b": Result(FAIL, "exit=1: line 3")}
             save_baseline("k1", verdicts, "[ 1.0] ok\n")
             self.assertEqual(load_baseline("k1"), verdicts)
-            self.assertIsNone(load_baseline("k2"))
+            self.assertEqual(load_baseline("k2"), {})
+
+    def test_verdicts_add_up_test_by_test(self) -> None:
+        with tempfile.TemporaryDirectory() as d, mock.patch.dict(os.environ, {"CXL_SR_CACHE": d}):
+            save_baseline("k", {"a": Result(PASS), "b": Result(FAIL, "x")}, "")
+            save_baseline("k", {"b": Result(PASS), "c": Result(SKIP, "y")}, "")
+            self.assertEqual(load_baseline("k"), {"a": Result(PASS), "b": Result(PASS),
+                                                  "c": Result(SKIP, "y")})
 
 
 if __name__ == "__main__":

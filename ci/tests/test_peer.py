@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 import os
+from pathlib import Path
 import tempfile
 import unittest
 from unittest import mock
@@ -8,7 +9,7 @@ from cxlsr.peer import (KNOWN, SUITE, Result, allowed_skips, load_baseline, pars
                         save_baseline, suite, unexplained)
 from cxlsr.ndctl import VERSION
 from cxlsr.results import ERROR, FAIL, PASS, SKIP, XFAIL
-from cxlsr.vm import case_seconds, running_test, split_kselftest
+from cxlsr.vm import VmBuild, case_seconds, running_test, split_kselftest
 
 # What vm-init.sh prints for ndctl's tests, after a kselftest program.
 KTAP = """TAP version 13
@@ -86,6 +87,18 @@ class Judge(unittest.TestCase):
         s = suite(["d", "e"], {"d": Result(SKIP), "e": Result(SKIP)},
                   {"d": Result(SKIP), "e": Result(PASS)})
         self.assertEqual(allowed_skips(s), ("d",))
+
+
+class Budget(unittest.TestCase):
+    def test_ndctl_timeouts_add_to_the_vm_that_runs_most(self) -> None:
+        vb = VmBuild(Path("."), Path("."), Path("."), 1, debug=False, peer=("a", "b", "c"))
+        self.assertEqual(vb.peer_seconds(), 3 * 600)  # no plan: one VM runs them all
+        vb.plans = [[("cxl_sr_owner", ["x"]), (SUITE, ["a", "b"])], [(SUITE, ["c"])]]
+        self.assertEqual(vb.peer_seconds(), 2 * 600)
+        vb.debug = True
+        self.assertEqual(vb.peer_seconds(), 2 * 1200)
+        vb.plans = [[("cxl_sr_owner", ["x"])]]
+        self.assertEqual(vb.peer_seconds(), 0)
 
 
 class Known(unittest.TestCase):

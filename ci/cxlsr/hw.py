@@ -16,13 +16,12 @@ tree's own. One two-vCPU VM runs the hw kselftest program (vm.HW_PROGRAM).
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
 
-from .ndctl import KEYRING, Apt, _mirror
+from .ndctl import KEYRING, Apt, _mirror, unpacked
 from .results import Layer
 from .results import judge
 from .util import RunnerError, cache_dir, clip, log
@@ -57,33 +56,18 @@ class Qemu:
 def qemu(cache: Path) -> Qemu:
     """qemu-system-x86_64 from bookworm-backports, unpacked once under
     cache/qemu/<version>; a warm run does not ask the archive."""
-    home = cache / "qemu"
-    current = home / "current"
-    if current.is_file():
-        root = home / current.read_text().strip()
-        if (root / "usr/bin/qemu-system-x86_64").is_file():
-            return _installed(root)
-    apt = Apt(cache, "apt-qemu", f"deb [signed-by={KEYRING}] {_mirror()} {SUITE} main\n")
-    apt.update()
-    debs = home / "debs"
-    shutil.rmtree(debs, ignore_errors=True)
-    debs.mkdir(parents=True)
-    proc = apt._run(["apt-get", "download", *[f"{p}/{SUITE}" for p in PACKAGES]], cwd=debs)
-    got = sorted(debs.glob("*.deb"))
-    if proc.returncode or len(got) != len(PACKAGES):
-        raise RunnerError(f"hw: could not download {', '.join(PACKAGES)} from {SUITE} "
-                          f"(log: {apt.log})")
-    deb = next(d for d in got if d.name.startswith("qemu-system-x86_"))
-    version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], text=True,
-                             stdout=subprocess.PIPE, check=True).stdout.strip().replace(":", "_")
-    root = home / version
-    shutil.rmtree(root, ignore_errors=True)
-    for deb in got:
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-    shutil.rmtree(debs, ignore_errors=True)
-    current.write_text(version + "\n")
-    log(f"hw: QEMU {version} from {SUITE} in {root}")
-    return _installed(root)
+    def fetch(debs: Path) -> List[Path]:
+        apt = Apt(cache, "apt-qemu", f"deb [signed-by={KEYRING}] {_mirror()} {SUITE} main\n")
+        apt.update()
+        proc = apt._run(["apt-get", "download", *[f"{p}/{SUITE}" for p in PACKAGES]], cwd=debs)
+        got = sorted(debs.glob("*.deb"))
+        if proc.returncode or len(got) != len(PACKAGES):
+            raise RunnerError(f"hw: could not download {', '.join(PACKAGES)} from {SUITE} "
+                              f"(log: {apt.log})")
+        return got
+
+    return _installed(unpacked(cache / "qemu", "qemu-system-x86", "usr/bin/qemu-system-x86_64",
+                               fetch))
 
 
 def _installed(root: Path) -> Qemu:

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .util import RunnerError, log
 
@@ -194,34 +194,47 @@ def tool_env(root: Path) -> Dict[str, str]:
     return dict(os.environ, LD_LIBRARY_PATH=str(root / "usr/lib"))
 
 
+def unpacked(home: Path, main: str, marker: str, fetch: Callable[[Path], List[Path]]) -> Path:
+    """Debian packages unpacked (not installed) under home/<version>, the
+    version of the package `main`: the root already there when it holds
+    `marker`, else `fetch(dir)` downloads the .debs into dir (or raises
+    RunnerError) and they are unpacked. A warm run does not ask the archive."""
+    current = home / "current"
+    if current.is_file():
+        root = home / current.read_text().strip()
+        if (root / marker).is_file():
+            return root
+    debs = home / "debs"
+    shutil.rmtree(debs, ignore_errors=True)
+    debs.mkdir(parents=True)
+    got = fetch(debs)
+    deb = next(d for d in got if d.name.startswith(main + "_"))
+    version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], text=True,
+                             stdout=subprocess.PIPE, check=True).stdout.strip().replace(":", "_")
+    root = home / version
+    shutil.rmtree(root, ignore_errors=True)
+    for d in got:
+        subprocess.run(["dpkg-deb", "-x", str(d), str(root)], check=True)
+    shutil.rmtree(debs, ignore_errors=True)
+    current.write_text(version + "\n")
+    log(f"{main} {version} unpacked into {root}")
+    return root
+
+
 def udev(cache: Path) -> Path:
     """Debian 12's udev, unpacked (not installed) under cache/udev/<version>:
     bin/udevadm (also systemd-udevd, by name) and lib/udev/rules.d. ndctl's
     tests need it in the VM: they load cxl_test and count on udev's module
     rule for the drivers of what it adds, and libcxl waits for udev's queue
     to drain before it reads sysfs. Fetched once with `apt-get download`."""
-    home = cache / "udev"
-    current = home / "current"
-    if current.is_file():
-        root = home / current.read_text().strip()
-        if (root / "bin/udevadm").is_file():
-            return root
-    debs = home / "debs"
-    shutil.rmtree(debs, ignore_errors=True)
-    debs.mkdir(parents=True)
-    proc = subprocess.run(["apt-get", "download", "udev"], cwd=debs, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    got = sorted(debs.glob("udev_*.deb"))
-    if proc.returncode or not got:
-        tail = proc.stdout.strip().splitlines()[-1:] or [""]
-        raise RunnerError(f"udev: apt-get download udev failed: {tail[0]} "
-                          "(run apt-get update first?)")
-    version = subprocess.run(["dpkg-deb", "-f", str(got[0]), "Version"], text=True,
-                             stdout=subprocess.PIPE, check=True).stdout.strip().replace(":", "_")
-    root = home / version
-    shutil.rmtree(root, ignore_errors=True)
-    subprocess.run(["dpkg-deb", "-x", str(got[0]), str(root)], check=True)
-    shutil.rmtree(debs, ignore_errors=True)
-    current.write_text(version + "\n")
-    log(f"udev {version} unpacked into {root}")
-    return root
+    def fetch(debs: Path) -> List[Path]:
+        proc = subprocess.run(["apt-get", "download", "udev"], cwd=debs, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        got = sorted(debs.glob("udev_*.deb"))
+        if proc.returncode or not got:
+            tail = proc.stdout.strip().splitlines()[-1:] or [""]
+            raise RunnerError(f"udev: apt-get download udev failed: {tail[0]} "
+                              "(run apt-get update first?)")
+        return got
+
+    return unpacked(cache / "udev", "udev", "bin/udevadm", fetch)

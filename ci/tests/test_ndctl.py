@@ -2,6 +2,8 @@
 import hashlib
 import io
 import os
+import shutil
+import subprocess
 import tarfile
 import tempfile
 import unittest
@@ -79,6 +81,56 @@ class NdctlTest(unittest.TestCase):
             run.return_value.stdout = sources.replace("81-1", "81-2")
             with self.assertRaisesRegex(RunnerError, "lists no SHA-256"):
                 ndctl.Apt(self.cache).sha256()
+
+
+def deb(where: Path, name: str, version: str, files: dict) -> Path:
+    """A .deb of package `name` holding `files` (path -> text)."""
+    root = where / f"{name}-root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
+        "Maintainer: nobody <nobody@example.org>\nDescription: test\n")
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    out = where / f"{name}_{version.replace(':', '%3a')}_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+class UnpackedTest(unittest.TestCase):
+    """Packages unpacked into the cache once; a warm run asks nobody."""
+
+    def test_cold_then_warm(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            made = [deb(tmp, "tool", "1:2.0-1", {"usr/bin/tool": "x"}),
+                    deb(tmp, "tool-data", "2.0-1", {"usr/share/tool/data": "y"})]
+            calls = []
+
+            def fetch(debs: Path) -> list:
+                calls.append(debs)
+                return [Path(shutil.copy2(m, debs)) for m in made]
+
+            home = tmp / "cache" / "tool"
+            root = ndctl.unpacked(home, "tool", "usr/bin/tool", fetch)
+            self.assertEqual(root, home / "1_2.0-1")  # the main package's version
+            self.assertTrue((root / "usr/share/tool/data").is_file())  # every package
+            self.assertFalse((home / "debs").exists())
+            self.assertEqual(ndctl.unpacked(home, "tool", "usr/bin/tool", fetch), root)
+            self.assertEqual(len(calls), 1)
+
+    def test_failed_fetch_leaves_no_root(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            home = Path(d) / "tool"
+
+            def fetch(debs: Path) -> list:
+                raise RunnerError("tool: could not download it")
+
+            with self.assertRaises(RunnerError):
+                ndctl.unpacked(home, "tool", "usr/bin/tool", fetch)
+            self.assertFalse((home / "current").exists())
 
 
 if __name__ == "__main__":

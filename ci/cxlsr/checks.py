@@ -265,8 +265,8 @@ def fast_vm(repo: Path, results: Path) -> Tuple[int, int, Any]:
     so fast enough to hit the races the debug kernel's slowness hides (it
     found patch 0010 and a selftest that settled too early). Every case must
     pass with a splat-free log; the VM layer's coverage report comes along.
-    ndctl's CXL tests run here too, at about a third of their time on the
-    debug kernel (docs/measurements.md)."""
+    ndctl's CXL tests run here too, ten times faster than on the debug
+    kernel (docs/measurements.md)."""
     summary = results / "coverage" / "summary.json"
     summary.unlink(missing_ok=True)
     rc = subprocess.run([sys.executable, "-m", "cxlsr", "coverage"], cwd=repo / "ci",

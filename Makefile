@@ -3,7 +3,7 @@
 # cxl-sr-suite: tests for Soft Reserved ownership (dax_hmem vs dax_cxl).
 #
 #   make              set up, fetch Linux 7.3, overlay, build, run the KUnit suites
-#   make check        the above plus the project's own tests (see README)
+#   make check        the above plus the project's own tests (see docs/checks.md)
 #   make bench        time every stage of a cold and a warm run
 #   make prefixes     build the VM kernel at every prefix of the series (bisectability)
 #   make repeat N=10  the main job N times in a row; a verdict that changes is a flake

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Apply the project's overlay to the imported tree.
 
-The rule (README "How the overlay lands"):
+The rule (docs/overlay.md):
   1. each new-file directory of the repo is copied to one in-tree directory
      (NEW_FILE_DIRS); none of its files may already exist in the base;
   2. kernel-tree-overlay/series lists git-format patches, applied in order

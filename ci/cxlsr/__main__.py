@@ -192,6 +192,9 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"mutant {patch.name}: killed by {len(failed)} case(s) of {args.expect_fail}: "
           + ", ".join(failed))
+    for c in hit.cases:
+        if c.status in ("FAIL", "ERROR") and c.reason:
+            print(f"  {c.name}: {c.reason}")
     return 0
 
 

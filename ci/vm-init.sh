@@ -21,8 +21,8 @@ echo 8 > /proc/sys/kernel/printk
 # One of ndctl's tests, as its meson.build runs it (the tools by path,
 # the test programs beside the scripts, the interpreter and options of its
 # #! line), under a hard timeout of its own (seconds: the runner's for the
-# kernel's kind, or cxlsr.ndctl_timeout=), with udev running as on the systems ndctl's tests are written
-# for (only the module rule; the kselftests load modules themselves and
+# kernel's kind, or cxlsr.ndctl_timeout=), with udev running as on the
+# systems ndctl's tests are written for (only the module rule; the kselftests load modules themselves and
 # never run beside it). Exit 77 is a skip; its reason, as a failure's,
 # the last line the test printed that is not a trace (+ ...).
 ndctl_timeout=$(cat /usr/share/ndctl-test/cxlsr-timeout 2>/dev/null || echo 600)

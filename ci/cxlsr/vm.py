@@ -103,6 +103,11 @@ class VmBuild:
         one-vCPU one (docs/measurements.md)."""
         return 1200 if self.debug else 600
 
+    def boot_timeout(self, timeout: int) -> int:
+        """A VM's hard timeout: `timeout` for the kselftests, plus ndctl's
+        tests' own, clipped to what the run has left."""
+        return int(clip(timeout + self.peer_seconds()))
+
     def peer_seconds(self) -> int:
         """What ndctl's tests add to a VM's hard timeout: their own timeouts,
         for the VM that runs the most of them."""
@@ -647,8 +652,7 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     initrd = vb.initramfs(build / f"vm-initramfs{vb.variant}.cpio")
     timings.update(vb.timings)
     layer = Layer("vm", log="vm-serial.log", ktap="vm.ktap")
-    # ndctl's tests, each with a hard timeout of its own, add theirs
-    hard = int(clip(timeout + vb.peer_seconds()))
+    hard = vb.boot_timeout(timeout)
     boots = boot_all(vb.kdir / "arch/x86/boot/bzImage", initrd, results, hard, append,
                      len(vb.plans))
     timings["vm-boot+test"] = max(b.seconds for b in boots)
@@ -731,7 +735,7 @@ def run_baseline(over: VmBuild, results: Path, timeout: int,
     initrd = vb.initramfs(home / "vm-initramfs.cpio")
     out = results / "peer-base"
     out.mkdir(parents=True, exist_ok=True)
-    hard = int(clip(timeout + vb.peer_seconds()))
+    hard = vb.boot_timeout(timeout)
     boots = boot_all(vb.kdir / "arch/x86/boot/bzImage", initrd, out, hard, "", len(vb.plans))
     over.timings.update({f"peer-base-{k}": v for k, v in vb.timings.items()})
     over.timings["peer-base-boot+test"] = max(b.seconds for b in boots)

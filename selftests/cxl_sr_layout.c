@@ -727,9 +727,8 @@ static void expect_usable(struct __test_metadata *_metadata,
 			  const struct _fixture_variant_layout *variant,
 			  unsigned long long unusable)
 {
-	if (variant->bug && _metadata->exit_code == KSFT_PASS)
-		snprintf(_metadata->results->reason, sizeof(_metadata->results->reason),
-			 "known bug: %s", variant->bug);
+	if (variant->bug)
+		XFAIL_REASON(variant->bug);
 	EXPECT_EQ(0ULL, unusable) TH_LOG("%llu MiB of Soft Reserved nobody can use", unusable);
 }
 

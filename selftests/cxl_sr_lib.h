@@ -28,6 +28,19 @@ struct dax_dev {
 
 extern char region_err[256];
 
+/*
+ * In a case XFAIL_ADD() expects to fail on a known kernel bug, before the
+ * check that bug fails: name it as the reason, if every check so far held
+ * (a failure of any other check then has no reason, and is not the bug).
+ */
+#define XFAIL_REASON(bug)								\
+	do {									\
+		if (_metadata->exit_code == KSFT_PASS)				\
+			snprintf(_metadata->results->reason,			\
+				 sizeof(_metadata->results->reason),		\
+				 "known bug: %s", bug);				\
+	} while (0)
+
 int sh(const char *fmt, ...);
 int run_tool(char *out, size_t len, const char *cmd);
 bool exists(const char *fmt, ...);

@@ -6,27 +6,32 @@ has QEMU 10. Its packages are fetched with a private sources list (apt checks
 them against the signed index) and unpacked into the cache; the system QEMU
 stays what the other layers use.
 
-The machine (MACHINE): two pxb-cxl host bridges, each with a root port and
+The machine (BRIDGES): two pxb-cxl host bridges, each with a root port and
 a volatile type-3 memdev, and a CXL fixed memory window per bridge. The
 firmware's "Soft Reserved" is an e820 entry from the kernel command line
-(memmap=SIZE%START+0xefffffff, parse_memmap_one()), over all of window 0;
-no decoder is committed at boot. The kernel is the vm layer's; the initramfs
-is its root without cxl_test's updates/: every CXL and DAX module is the
-tree's own. One two-vCPU VM runs the hw kselftest program (vm.HW_PROGRAM).
+(memmap=SIZE%START+0xefffffff, parse_memmap_one()). Two of them (MACHINES),
+booted side by side, one fixture of the hw kselftest program (vm.HW_PROGRAM)
+each: `hw`, Soft Reserved over window 0 and nothing committed; and
+`hw_firmware`, Soft Reserved over both windows, whose host bridges have HDM
+decoders that the fixture commits, as firmware would, before any CXL driver
+loads. The kernel is the vm layer's; the initramfs is its root without
+cxl_test's updates/: every CXL and DAX module is the tree's own.
 """
 from __future__ import annotations
 
+import re
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from .ndctl import KEYRING, Apt, _mirror, unpacked
 from .results import Layer
 from .results import judge
 from .util import RunnerError, cache_dir, clip, log
-from .vm import (HW_PROGRAM, MAY_SKIP, VmBuild, boot, extract_ktap, failed_boot, narrowed,
-                 parse_program, split_kselftest)
+from .vm import (HW_PROGRAM, MAY_SKIP, Boot, VmBuild, boot, extract_ktap, failed_boot,
+                 merge_suites, narrowed, parse_program, split_kselftest)
 
 SUITE = "bookworm-backports"
 PACKAGES = ("qemu-system-x86", "qemu-system-common", "qemu-system-data", "seabios")
@@ -41,10 +46,21 @@ class Bridge:
 
 
 # Where QEMU 10 puts the windows for this shape (2G of RAM, maxmem 8G), read
-# once from /proc/iomem. The guest checks window 0 against the Soft Reserved
-# range and fails, naming both, if they ever part.
-MACHINE = (Bridge(12, 512, 0x390000000, 512), Bridge(22, 256, 0x3B0000000, 256))
-SOFT_RESERVED = (MACHINE[0].window, MACHINE[0].window_mib)
+# once from /proc/iomem. The guest checks the windows against the Soft
+# Reserved ranges and fails, naming both, if they ever part.
+BRIDGES = (Bridge(12, 512, 0x390000000, 512), Bridge(22, 256, 0x3B0000000, 256))
+
+
+@dataclass(frozen=True)
+class Machine:
+    fixture: str                # the hw program's fixture its boot runs
+    soft_reserved: Tuple[int, ...]  # the windows (BRIDGES) firmware marks Soft Reserved
+    bridge_hdm: bool = False    # HDM decoders in the host bridges (hdm_for_passthrough)
+
+
+# hw_firmware needs host-bridge decoders: 7.3 cannot assemble a firmware
+# region below a bridge that passes through ("failed to find decoder mapping").
+MACHINES = (Machine("hw", (0,)), Machine("hw_firmware", (0, 1), bridge_hdm=True))
 
 
 @dataclass
@@ -79,51 +95,82 @@ def _installed(root: Path) -> Qemu:
     return Qemu(binary, [root / "usr/share/qemu", root / "usr/share/seabios"])
 
 
-def qemu_cmd(q: Qemu, kernel: Path, initrd: Path, append: str) -> List[str]:
+def qemu_cmd(q: Qemu, m: Machine, kernel: Path, initrd: Path, append: str,
+             cpus: int = 2) -> List[str]:
     cmd = [str(q.binary)]
     for d in q.datadirs:
         cmd += ["-L", str(d)]
     cmd += ["-machine", "q35,cxl=on", "-accel", "tcg", "-m", "2G,slots=4,maxmem=8G",
-            "-smp", "2", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"]
+            "-smp", str(cpus), "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"]
     fmw = []
-    for i, b in enumerate(MACHINE):
+    hdm = ",hdm_for_passthrough=on" if m.bridge_hdm else ""
+    for i, b in enumerate(BRIDGES):
         cmd += ["-object", f"memory-backend-ram,id=vmem{i},share=on,size={b.memdev_mib}M",
-                "-device", f"pxb-cxl,bus_nr={b.bus_nr},bus=pcie.0,id=cxl.{i}",
+                "-device", f"pxb-cxl,bus_nr={b.bus_nr},bus=pcie.0,id=cxl.{i}{hdm}",
                 "-device", f"cxl-rp,port=0,bus=cxl.{i},id=rp{i},chassis=0,slot={i + 2}",
                 "-device", f"cxl-type3,bus=rp{i},volatile-memdev=vmem{i},id=cxl-vmem{i}"]
         fmw += [f"cxl-fmw.{i}.targets.0=cxl.{i}", f"cxl-fmw.{i}.size={b.window_mib}M"]
-    start, mib = SOFT_RESERVED
+    sr = " ".join(f"memmap={BRIDGES[w].window_mib}M%{BRIDGES[w].window:#x}+0xefffffff"
+                  for w in m.soft_reserved)
     return cmd + ["-M", ",".join(fmw), "-kernel", str(kernel), "-initrd", str(initrd),
                   "-append", "console=ttyS0 panic=-1 memhp_default_state=offline "
-                  f"memmap={mib}M%{start:#x}+0xefffffff dax_hmem.dyndbg=+p log_buf_len=4M "
-                  + append]
+                  f"{sr} dax_hmem.dyndbg=+p log_buf_len=4M {append}".strip()]
+
+
+def machines(append: str) -> List[Tuple[Machine, str]]:
+    """The machines to boot and each one's kernel arguments: every machine,
+    running its fixture; a run narrowed by arguments boots the machine whose
+    fixture they name (`hw` if none)."""
+    if not narrowed(append):
+        return [(m, f"{append} cxlsr.test={HW_PROGRAM} cxlsr.harness=-f,{m.fixture}".strip())
+                for m in MACHINES]
+    if "cxlsr.test=" not in append:
+        append += f" cxlsr.test={HW_PROGRAM}"
+    named = [m for m in MACHINES if re.search(rf"\b{m.fixture}\b", append)]
+    return [((named or list(MACHINES))[0], append.strip())]
 
 
 def run_hw(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeout: int,
            timings: Dict[str, float], debug: bool = True, append: str = "") -> Layer:
     """Build (the vm layer's kernel, an initramfs without cxl_test), boot the
-    emulated machine once, and judge the hw program's cases."""
+    emulated machines side by side, and judge the hw program's cases."""
     q = qemu(cache_dir())
     vb = VmBuild(repo, tree, build, jobs, debug=debug, mock=False)
-    if narrowed(append):
-        vb.shards = 0  # the arguments pick the cases
-        if "cxlsr.test=" not in append:
-            append += f" cxlsr.test={HW_PROGRAM}"
-    else:
-        append += " cxlsr.shard=0"
+    vb.shards = 0  # each machine's arguments pick its cases
     vb.kernel()
     initrd = vb.initramfs(build / "vm-initramfs-hw.cpio")
     timings.update({f"hw-{k}": v for k, v in vb.timings.items()})
     layer = Layer("hw", log="hw-serial.log", ktap="hw.ktap")
     timeout = int(clip(timeout))
     kernel = vb.kdir / "arch/x86/boot/bzImage"
-    b = boot(kernel, initrd, results / layer.log, timeout,
-             cmd=qemu_cmd(q, kernel, initrd, append.strip()))
-    timings["hw-boot+test"] = b.seconds
-    ktap = extract_ktap(b.log)
-    (results / layer.ktap).write_text(ktap)
-    layer.suites = [parse_program(tree, name, tap, verdict, results, "hw")
-                    for name, (tap, verdict) in split_kselftest(ktap).items()]
-    if failed_boot(layer, [b], timeout):
+    todo = machines(append)
+    # Two at once: one vCPU each (vm.boot_all() says why).
+    cpus = 1 if len(todo) > 1 else 2
+    boots: List[Boot | None] = [None] * len(todo)
+
+    def one(k: int) -> None:
+        m, args = todo[k]
+        boots[k] = boot(kernel, initrd, results / f"hw-serial-{m.fixture}.log", timeout,
+                        cmd=qemu_cmd(q, m, kernel, initrd, args, cpus))
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(len(todo))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [b for b in boots if b is not None]
+    timings["hw-boot+test"] = max(b.seconds for b in done)
+    (results / layer.log).write_text("".join(
+        f"### cxl-sr: machine {m.fixture} (hw-serial-{m.fixture}.log)\n{b.log}"
+        for (m, _), b in zip(todo, done)))
+    ktaps = [extract_ktap(b.log) for b in done]
+    (results / layer.ktap).write_text("".join(ktaps))
+    suites = []
+    for (m, _), ktap in zip(todo, ktaps):
+        for name, (tap, verdict) in split_kselftest(ktap).items():
+            suites.append(parse_program(tree, f"{name}-{m.fixture}", tap, verdict, results, "hw"))
+            suites[-1].name = name
+    layer.suites = merge_suites(suites)
+    if failed_boot(layer, done, timeout):
         return layer
-    return judge(layer, vb.programs, b.log, may_skip=MAY_SKIP)
+    return judge(layer, vb.programs, "\n".join(b.log for b in done), may_skip=MAY_SKIP)

@@ -741,56 +741,155 @@ static bool probe_done(const char *dev, bool bound)
 {
 	char msg[96];
 
-	snprintf(msg, sizeof(msg), "%s: probe with driver", dev);
+	snprintf(msg, sizeof(msg), "%.64s: probe with driver", dev);
 	return bound || kmsg_has(msg);
 }
 
+/* Every dax device's probe is over. */
+static bool dax_probed(void)
+{
+	struct dax_dev devs[MAX_DAX];
+	int i, n = list_dax(devs);
+
+	for (i = 0; i < n; i++)
+		if (!probe_done(devs[i].name, devs[i].bound))
+			return false;
+	return true;
+}
+
 /*
- * Both windows decided: HMEM's dax device over window 0 and the dax region
- * of the region there probed (each bound or failed), and window 1's region
- * with its CXL dax device.
+ * Window `i` decided, whichever way: firmware's region there committed and
+ * probed, with its dax region (if it made one: a region over HMEM's claim
+ * yields) probed too, bound or failed; HMEM said what it did with the range
+ * (dax_hmem.dyndbg=+p), or has a device there.
  */
+static bool window_settled(int i)
+{
+	unsigned long long end = fw[i].base + fw[i].size - 1;
+	char r[32], dax_region[48], msg[128];
+	struct dax_dev dax;
+
+	if (!cxl_dev_holding("region*", "resource", fw[i].base, r, sizeof(r)) ||
+	    !region_committed(r) || !probe_done(r, exists(CXL_DEVS "/%s/driver", r)))
+		return false;
+	snprintf(dax_region, sizeof(dax_region), "dax_region%s", r + strlen("region"));
+	if (exists(CXL_DEVS "/%s", dax_region) &&
+	    !probe_done(dax_region, exists(CXL_DEVS "/%s/driver", dax_region)))
+		return false;
+	if (dax_at(OWNER_HMEM, fw[i].base, &dax))
+		return true;
+	snprintf(msg, sizeof(msg), "registering: [mem %#010llx-%#010llx", fw[i].base, end);
+	if (kmsg_has(msg))
+		return true;
+	snprintf(msg, sizeof(msg), "dropping: [mem %#010llx-%#010llx", fw[i].base, end);
+	return kmsg_has(msg);
+}
+
 static bool firmware_settled(void)
 {
-	char r0[32], r1[32], dax_region[48];
-	struct dax_dev hmem, dax;
+	size_t i;
 
 	kmsg_rewind();
-	if (!cxl_dev_holding("region*", "resource", fw[0].base, r0, sizeof(r0)) ||
-	    !cxl_dev_holding("region*", "resource", fw[1].base, r1, sizeof(r1)) ||
-	    !dax_at(OWNER_HMEM, fw[0].base, &hmem) || !probe_done(hmem.name, hmem.bound))
+	for (i = 0; i < ARRAY_SIZE(fw); i++)
+		if (!window_settled(i))
+			return false;
+	return dax_probed();
+}
+
+/* What a failed settle needs in the log: the windows' iomem, the tools' view. */
+static void dump_machine(void)
+{
+	fflush(stdout);
+	sh("sed -n '/CXL Window 0/,$p' /proc/iomem; cxl list -RDMu; daxctl list -u");
+}
+
+/*
+ * The firmware machine (two CXL windows, Soft Reserved over each): fw[] read
+ * from its CEDT and checked against the command line. Why not, in why.
+ */
+static bool firmware_machine(char *why, size_t len)
+{
+	struct sr sr[MAX_SR];
+	int i, n = cmdline_soft_reserved(sr, MAX_SR);
+
+	if (cedt_windows(fw, ARRAY_SIZE(fw)) != ARRAY_SIZE(fw) || n != ARRAY_SIZE(fw)) {
+		snprintf(why, len, "not the firmware machine: two windows, each Soft Reserved");
 		return false;
-	snprintf(dax_region, sizeof(dax_region), "dax_region%s", r0 + strlen("region"));
-	return (exists(CXL_DEVS "/%s/driver", dax_region) || probe_done(dax_region, false)) &&
-	       region_committed(r1) && cxl_dax_in(r1, &dax);
+	}
+	for (i = 0; i < n; i++) {
+		if (sr[i].start != fw[i].base || sr[i].size != fw[i].size) {
+			snprintf(why, len, "window %d %#llx+%#llx, Soft Reserved %#llx+%#llx",
+				 i, fw[i].base, fw[i].size, sr[i].start, sr[i].size);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A new file `path` holding `text` (write_str() only writes what exists). */
+static int create_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		rc = -EIO;
+	close(fd);
+	return rc;
+}
+
+/*
+ * Firmware's regions, then the order of loading a fixture is about: once
+ * per boot, before any CXL driver loads, and marked as done by `fixture`
+ * (another fixture that loaded CXL first leaves nothing to test here).
+ */
+static int firmware_then(const char *fixture, int (*load)(void), char *why, size_t len)
+{
+	char mark[64];
+	size_t i;
+	int rc;
+
+	snprintf(mark, sizeof(mark), "/run/cxl-sr-%s", fixture);
+	if (exists("%s", mark))
+		return 0;
+	if (module_loaded("cxl_core") || module_loaded("dax_hmem")) {
+		snprintf(why, len, "CXL or HMEM loaded before %s: run its cases alone (-f %s)",
+			 fixture, fixture);
+		return -EBUSY;
+	}
+	for (i = 0; i < ARRAY_SIZE(fw); i++) {
+		rc = firmware_region(&fw[i], firmware_mib[i] << 20, why, len);
+		if (rc)
+			return rc;
+	}
+	rc = load();
+	if (!rc)
+		rc = create_file(mark, "1\n");
+	if (rc)
+		snprintf(why, len, "%s: loading the drivers failed (%d)", fixture, rc);
+	return rc;
+}
+
+static int load_all(void)
+{
+	coldplug();
+	return 0;
 }
 
 FIXTURE_SETUP(hw_firmware)
 {
-	struct sr sr[MAX_SR];
 	char why[256];
 	size_t i;
-	int n, rc;
 
 	ASSERT_FALSE(module_loaded("cxl_test") || module_loaded("cxl_mock"))
 		TH_LOG("cxl_test is loaded: this run must use the tree's own modules");
-	n = cmdline_soft_reserved(sr, MAX_SR);
-	if (cedt_windows(fw, ARRAY_SIZE(fw)) != ARRAY_SIZE(fw) || n != ARRAY_SIZE(fw))
-		SKIP(return, "not the firmware machine: two CXL windows, Soft Reserved over each");
-	for (i = 0; i < ARRAY_SIZE(fw); i++) {
-		ASSERT_TRUE(sr[i].start == fw[i].base && sr[i].size == fw[i].size)
-			TH_LOG("window %zu %#llx+%#llx, Soft Reserved %#llx+%#llx: it moved",
-			       i, fw[i].base, fw[i].size, sr[i].start, sr[i].size);
-	}
-	/* Firmware runs once, before the OS: before any CXL driver loads. */
-	if (!module_loaded("cxl_core")) {
-		for (i = 0; i < ARRAY_SIZE(fw); i++) {
-			rc = firmware_region(&fw[i], firmware_mib[i] << 20, why, sizeof(why));
-			ASSERT_EQ(0, rc) TH_LOG("firmware's region in window %zu: %s", i, why);
-		}
-	}
-	coldplug();
-	ASSERT_TRUE(wait_for(firmware_settled, SETTLE_MS))
+	if (!firmware_machine(why, sizeof(why)))
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, firmware_then("hw_firmware", load_all, why, sizeof(why))) TH_LOG("%s", why);
+	if (!wait_for(firmware_settled, SETTLE_MS))
+		dump_machine();
+	ASSERT_TRUE(firmware_settled())
 		TH_LOG("the firmware regions and HMEM's range did not settle");
 	for (i = 0; i < ARRAY_SIZE(fw); i++) {
 		ASSERT_TRUE(cxl_dev_holding("region*", "resource", fw[i].base, self->region[i],
@@ -883,5 +982,138 @@ TEST_F_TIMEOUT(hw_firmware, memory_used, 600)
 /* The kernel's known bug (the variant's .bug): each must still fail, on that alone. */
 XFAIL_ADD(hw_firmware, range_larger, owner);
 XFAIL_ADD(hw_firmware, range_larger, memory_used);
+
+/*
+ * A CXL driver that loads late (race R1), on the firmware machine: dax_hmem
+ * loads while cxl_acpi and cxl_pci are not there to load (an initramfs
+ * without them: here their module files are moved aside, so that
+ * dax_hmem_init()'s request_module() finds nothing). HMEM sees no CXL window
+ * and takes every range at once; then the CXL drivers load, firmware's
+ * regions assemble over HMEM's devices and yield (cxl_test's
+ * decision_first). The range is HMEM's and really memory: daxctl moves it
+ * to System RAM, a process uses it, and it goes back to device_dax.
+ */
+FIXTURE(hw_cxl_late) {
+	char region[32];	/* firmware's region in window 1 (the range itself) */
+	struct dax_dev dax;	/* HMEM's device over it */
+};
+
+static const char *const late_modules[] = { "cxl_acpi", "cxl_pci" };
+
+static int load_cxl_late(void)
+{
+	char path[ARRAY_SIZE(late_modules)][PATH_MAX], aside[PATH_MAX + 8], cmd[64];
+	size_t i, n;
+	int rc = 0;
+
+	for (n = 0; n < ARRAY_SIZE(late_modules) && !rc; n++) {
+		snprintf(cmd, sizeof(cmd), "modinfo -n %s 2>/dev/null", late_modules[n]);
+		rc = run_tool(path[n], sizeof(path[n]), cmd) ? -ENOENT : 0;
+		path[n][strcspn(path[n], "\n")] = '\0';
+		snprintf(aside, sizeof(aside), "%.4000s.late", path[n]);
+		if (!rc && rename(path[n], aside))
+			rc = -errno;
+	}
+	if (!rc)
+		rc = sh("modprobe dax_hmem && modprobe kmem");
+	for (i = 0; i < n; i++) {
+		snprintf(aside, sizeof(aside), "%.4000s.late", path[i]);
+		rename(aside, path[i]);
+	}
+	if (rc || module_loaded("cxl_acpi") || module_loaded("cxl_pci"))
+		return rc ?: -EEXIST;
+	coldplug();
+	return 0;
+}
+
+/* Both windows decided, and HMEM has its device over window 1. */
+static bool cxl_late_settled(void)
+{
+	struct dax_dev dax;
+
+	return firmware_settled() && dax_at(OWNER_HMEM, fw[1].base, &dax);
+}
+
+FIXTURE_SETUP(hw_cxl_late)
+{
+	char why[256];
+
+	ASSERT_FALSE(module_loaded("cxl_test") || module_loaded("cxl_mock"));
+	if (!firmware_machine(why, sizeof(why)))
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, firmware_then("hw_cxl_late", load_cxl_late, why, sizeof(why)))
+		TH_LOG("%s", why);
+	if (!wait_for(cxl_late_settled, SETTLE_MS))
+		dump_machine();
+	ASSERT_TRUE(cxl_late_settled())
+		TH_LOG("firmware's region or HMEM's device over window 1 did not settle");
+	ASSERT_TRUE(cxl_dev_holding("region*", "resource", fw[1].base, self->region,
+				    sizeof(self->region)));
+	ASSERT_TRUE(dax_at(OWNER_HMEM, fw[1].base, &self->dax));
+}
+
+FIXTURE_TEARDOWN(hw_cxl_late)
+{
+}
+
+/*
+ * HMEM decided before any CXL window existed: no deferral, all of the range,
+ * its device bound; firmware's region committed later over it and yielded
+ * (no dax region, so no CXL dax device).
+ */
+TEST_F_TIMEOUT(hw_cxl_late, hmem_keeps_the_range, 300)
+{
+	unsigned long long end = fw[1].base + fw[1].size - 1;
+	char msg[128];
+
+	EXPECT_EQ(fw[1].size, self->dax.size);
+	EXPECT_TRUE(self->dax.bound);
+	EXPECT_TRUE(region_committed(self->region));
+	EXPECT_EQ(fw[1].size, read_u64(CXL_DEVS "/%s/size", self->region));
+	EXPECT_FALSE(exists(CXL_DEVS "/dax_%s", self->region))
+		TH_LOG("%s did not yield to HMEM", self->region);
+	EXPECT_EQ(0, count_owned(OWNER_CXL));
+	kmsg_rewind();
+	snprintf(msg, sizeof(msg), "await CXL initial probe: [mem %#010llx-%#010llx",
+		 fw[1].base, end);
+	EXPECT_FALSE(kmsg_has(msg)) TH_LOG("HMEM deferred with no CXL window: \"%s\"", msg);
+}
+
+/* daxctl moves HMEM's range to System RAM, it is used, and back to device_dax. */
+TEST_F_TIMEOUT(hw_cxl_late, daxctl_round_trip, 600)
+{
+	const char *dax = self->dax.name;
+	char cmd[128], out[2048], why[256], node[16];
+	int rc;
+
+	if (!driver_is(dax, "kmem")) {
+		snprintf(cmd, sizeof(cmd), "daxctl reconfigure-device --mode=system-ram %s 2>&1",
+			 dax);
+		rc = run_tool(out, sizeof(out), cmd);
+		TH_LOG("%s: exit %d: %s", cmd, rc, out);
+		ASSERT_EQ(0, rc);
+	}
+	snprintf(cmd, sizeof(cmd), "daxctl online-memory %s 2>&1", dax);
+	rc = run_tool(out, sizeof(out), cmd);
+	TH_LOG("%s: exit %d: %s", cmd, rc, out);
+	ASSERT_EQ(0, rc);
+	ASSERT_TRUE(iomem_nested(dax, "System RAM (kmem)"));
+	ASSERT_TRUE(read_line(node, sizeof(node), DAX_DEVS "/%s/target_node", dax)[0]);
+	rc = use_node_memory(atoi(node), self->dax.start, self->dax.size, USE_BYTES, why,
+			     sizeof(why));
+	EXPECT_EQ(0, rc) TH_LOG("%llu MiB on node %s: %s", USE_BYTES >> 20, node, why);
+
+	snprintf(cmd, sizeof(cmd), "daxctl offline-memory %s 2>&1", dax);
+	rc = run_tool(out, sizeof(out), cmd);
+	TH_LOG("%s: exit %d: %s", cmd, rc, out);
+	ASSERT_EQ(0, rc);
+	snprintf(cmd, sizeof(cmd), "daxctl reconfigure-device --mode=devdax %s 2>&1", dax);
+	rc = run_tool(out, sizeof(out), cmd);
+	TH_LOG("%s: exit %d: %s", cmd, rc, out);
+	ASSERT_EQ(0, rc);
+	EXPECT_TRUE(driver_is(dax, "device_dax"));
+	EXPECT_FALSE(iomem_nested(dax, "System RAM (kmem)")) TH_LOG("kmem left its range");
+	EXPECT_TRUE(dax_at(OWNER_HMEM, fw[1].base, &self->dax));
+}
 
 TEST_HARNESS_MAIN

@@ -60,7 +60,9 @@ class Machine:
 
 # hw_firmware needs host-bridge decoders: 7.3 cannot assemble a firmware
 # region below a bridge that passes through ("failed to find decoder mapping").
-MACHINES = (Machine("hw", (0,)), Machine("hw_firmware", (0, 1), bridge_hdm=True))
+# hw_cxl_late is hw_firmware's machine, with the CXL drivers loaded after dax_hmem.
+MACHINES = (Machine("hw", (0,)), Machine("hw_firmware", (0, 1), bridge_hdm=True),
+            Machine("hw_cxl_late", (0, 1), bridge_hdm=True))
 
 
 @dataclass
@@ -144,7 +146,7 @@ def run_hw(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     timeout = int(clip(timeout))
     kernel = vb.kdir / "arch/x86/boot/bzImage"
     todo = machines(append)
-    # Two at once: one vCPU each (vm.boot_all() says why).
+    # Side by side: one vCPU each (vm.boot_all() says why).
     cpus = 1 if len(todo) > 1 else 2
     boots: List[Boot | None] = [None] * len(todo)
 

@@ -49,11 +49,12 @@ class HwTest(unittest.TestCase):
         # Every machine runs its own fixture; a narrowed run boots the one
         # whose fixture it names, `hw` when it names none.
         whole = hw.machines("")
-        self.assertEqual(["hw", "hw_firmware"], [m.fixture for m, _ in whole])
+        self.assertEqual(["hw", "hw_firmware", "hw_cxl_late"], [m.fixture for m, _ in whole])
         self.assertEqual("cxlsr.test=cxl_sr_hw cxlsr.harness=-f,hw_firmware", whole[1][1])
         for args, fixture in (("cxlsr.harness=-r,hw.handoff", "hw"),
                               ("cxlsr.harness=-f,hw_firmware", "hw_firmware"),
                               ("cxlsr.harness=-r,hw_firmware.range_larger.owner", "hw_firmware"),
+                              ("cxlsr.harness=-r,hw_cxl_late.daxctl_round_trip", "hw_cxl_late"),
                               ("cxlsr.test=cxl_sr_hw", "hw")):
             (m, got), = hw.machines(args)
             self.assertEqual(fixture, m.fixture, args)

@@ -630,6 +630,31 @@ out:
 }
 
 /*
+ * daxctl puts `dax` online as System RAM (kmem may hold it already, offline:
+ * memhp_default_state=offline; else reconfiguring it onlines it), then a
+ * process uses USE_BYTES of it (use_node_memory()). 0, or -1 with why.
+ */
+static int online_and_use(const struct dax_dev *dax, char *why, size_t len)
+{
+	char cmd[128], out[1024], node[16];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "daxctl %s %s 2>&1", driver_is(dax->name, "kmem") ?
+		 "online-memory" : "reconfigure-device --mode=system-ram", dax->name);
+	rc = run_tool(out, sizeof(out), cmd);
+	printf("# %s: exit %d: %s", cmd, rc, out);
+	if (rc) {
+		snprintf(why, len, "%s: exit %d", cmd, rc);
+		return -1;
+	}
+	if (!read_line(node, sizeof(node), DAX_DEVS "/%s/target_node", dax->name)[0]) {
+		snprintf(why, len, "%s: no target_node", dax->name);
+		return -1;
+	}
+	return use_node_memory(atoi(node), dax->start, dax->size, USE_BYTES, why, len);
+}
+
+/*
  * The seed's handoff: HMEM lets go (its device unbound), the same command
  * then creates the region, CXL owns the range, daxctl onlines it as System
  * RAM and a process uses it. HMEM coming back then loses: the range is CXL's
@@ -638,7 +663,7 @@ out:
 TEST_F_TIMEOUT(hw, handoff, 600)
 {
 	struct dax_dev cxl = { 0 };
-	char cmd[256], out[4096], why[256], node[16], region[32];
+	char cmd[256], out[4096], why[256], region[32];
 	int rc;
 
 	ASSERT_EQ(0, write_str(self->hmem, HMEM_DRIVER "/unbind"));
@@ -661,21 +686,7 @@ TEST_F_TIMEOUT(hw, handoff, 600)
 	EXPECT_EQ(self->sr_start, cxl.start);
 	EXPECT_EQ(self->sr_size, cxl.size);
 
-	/*
-	 * System RAM, onlined by daxctl: kmem may have it already (CXL dax
-	 * regions ask for kmem), offline (memhp_default_state=offline).
-	 */
-	if (driver_is(cxl.name, "kmem"))
-		snprintf(cmd, sizeof(cmd), "daxctl online-memory %s 2>&1", cxl.name);
-	else
-		snprintf(cmd, sizeof(cmd), "daxctl reconfigure-device --mode=system-ram %s 2>&1",
-			 cxl.name);
-	rc = run_tool(out, sizeof(out), cmd);
-	TH_LOG("%s: exit %d: %s", cmd, rc, out);
-	ASSERT_EQ(0, rc);
-	ASSERT_TRUE(read_line(node, sizeof(node), DAX_DEVS "/%s/target_node", cxl.name)[0]);
-	rc = use_node_memory(atoi(node), cxl.start, cxl.size, USE_BYTES, why, sizeof(why));
-	EXPECT_EQ(0, rc) TH_LOG("%llu MiB on node %s: %s", USE_BYTES >> 20, node, why);
+	EXPECT_EQ(0, online_and_use(&cxl, why, sizeof(why))) TH_LOG("%s", why);
 
 	/* HMEM comes back: its dax region loses to CXL's. */
 	kmsg_mark();
@@ -958,25 +969,14 @@ TEST_F_TIMEOUT(hw_firmware, owner, 300)
 TEST_F_TIMEOUT(hw_firmware, memory_used, 600)
 {
 	const struct cedt_window *w = &fw[variant->window];
-	char cmd[128], out[2048], why[256], node[16];
 	struct dax_dev dax;
-	int rc;
+	char why[256];
 
 	ASSERT_TRUE(dax_at(variant->owner, w->base, &dax));
 	if (variant->bug)
 		XFAIL_REASON(variant->bug);
 	ASSERT_TRUE(dax.bound) TH_LOG("%s: no driver holds it", dax.name);
-	if (driver_is(dax.name, "kmem"))
-		snprintf(cmd, sizeof(cmd), "daxctl online-memory %s 2>&1", dax.name);
-	else
-		snprintf(cmd, sizeof(cmd), "daxctl reconfigure-device --mode=system-ram %s 2>&1",
-			 dax.name);
-	rc = run_tool(out, sizeof(out), cmd);
-	TH_LOG("%s: exit %d: %s", cmd, rc, out);
-	ASSERT_EQ(0, rc);
-	ASSERT_TRUE(read_line(node, sizeof(node), DAX_DEVS "/%s/target_node", dax.name)[0]);
-	rc = use_node_memory(atoi(node), dax.start, dax.size, USE_BYTES, why, sizeof(why));
-	EXPECT_EQ(0, rc) TH_LOG("%llu MiB on node %s: %s", USE_BYTES >> 20, node, why);
+	EXPECT_EQ(0, online_and_use(&dax, why, sizeof(why))) TH_LOG("%s", why);
 }
 
 /* The kernel's known bug (the variant's .bug): each must still fail, on that alone. */
@@ -1082,35 +1082,21 @@ TEST_F_TIMEOUT(hw_cxl_late, hmem_keeps_the_range, 300)
 /* daxctl moves HMEM's range to System RAM, it is used, and back to device_dax. */
 TEST_F_TIMEOUT(hw_cxl_late, daxctl_round_trip, 600)
 {
+	static const char *const back[] = { "offline-memory", "reconfigure-device --mode=devdax" };
 	const char *dax = self->dax.name;
-	char cmd[128], out[2048], why[256], node[16];
+	char cmd[128], out[2048], why[256];
+	size_t i;
 	int rc;
 
-	if (!driver_is(dax, "kmem")) {
-		snprintf(cmd, sizeof(cmd), "daxctl reconfigure-device --mode=system-ram %s 2>&1",
-			 dax);
+	EXPECT_EQ(0, online_and_use(&self->dax, why, sizeof(why))) TH_LOG("%s", why);
+	ASSERT_TRUE(iomem_nested(dax, "System RAM (kmem)"));
+
+	for (i = 0; i < ARRAY_SIZE(back); i++) {
+		snprintf(cmd, sizeof(cmd), "daxctl %s %s 2>&1", back[i], dax);
 		rc = run_tool(out, sizeof(out), cmd);
 		TH_LOG("%s: exit %d: %s", cmd, rc, out);
 		ASSERT_EQ(0, rc);
 	}
-	snprintf(cmd, sizeof(cmd), "daxctl online-memory %s 2>&1", dax);
-	rc = run_tool(out, sizeof(out), cmd);
-	TH_LOG("%s: exit %d: %s", cmd, rc, out);
-	ASSERT_EQ(0, rc);
-	ASSERT_TRUE(iomem_nested(dax, "System RAM (kmem)"));
-	ASSERT_TRUE(read_line(node, sizeof(node), DAX_DEVS "/%s/target_node", dax)[0]);
-	rc = use_node_memory(atoi(node), self->dax.start, self->dax.size, USE_BYTES, why,
-			     sizeof(why));
-	EXPECT_EQ(0, rc) TH_LOG("%llu MiB on node %s: %s", USE_BYTES >> 20, node, why);
-
-	snprintf(cmd, sizeof(cmd), "daxctl offline-memory %s 2>&1", dax);
-	rc = run_tool(out, sizeof(out), cmd);
-	TH_LOG("%s: exit %d: %s", cmd, rc, out);
-	ASSERT_EQ(0, rc);
-	snprintf(cmd, sizeof(cmd), "daxctl reconfigure-device --mode=devdax %s 2>&1", dax);
-	rc = run_tool(out, sizeof(out), cmd);
-	TH_LOG("%s: exit %d: %s", cmd, rc, out);
-	ASSERT_EQ(0, rc);
 	EXPECT_TRUE(driver_is(dax, "device_dax"));
 	EXPECT_FALSE(iomem_nested(dax, "System RAM (kmem)")) TH_LOG("kmem left its range");
 	EXPECT_TRUE(dax_at(OWNER_HMEM, fw[1].base, &self->dax));

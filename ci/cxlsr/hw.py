@@ -19,9 +19,9 @@ cxl_test's updates/: every CXL and DAX module is the tree's own.
 """
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -30,8 +30,8 @@ from .ndctl import KEYRING, Apt, _mirror, unpacked
 from .results import Layer
 from .results import judge
 from .util import RunnerError, cache_dir, clip, log
-from .vm import (HW_PROGRAM, MAY_SKIP, Boot, VmBuild, boot, extract_ktap, failed_boot,
-                 merge_suites, narrowed, parse_program, split_kselftest)
+from .vm import (HW_PROGRAM, MAY_SKIP, VmBuild, boot, extract_ktap, failed_boot, merge_suites,
+                 narrowed, parse_program, side_by_side, split_kselftest)
 
 SUITE = "bookworm-backports"
 PACKAGES = ("qemu-system-x86", "qemu-system-common", "qemu-system-data", "seabios")
@@ -148,19 +148,9 @@ def run_hw(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     todo = machines(append)
     # Side by side: one vCPU each (vm.boot_all() says why).
     cpus = 1 if len(todo) > 1 else 2
-    boots: List[Boot | None] = [None] * len(todo)
-
-    def one(k: int) -> None:
-        m, args = todo[k]
-        boots[k] = boot(kernel, initrd, results / f"hw-serial-{m.fixture}.log", timeout,
-                        cmd=qemu_cmd(q, m, kernel, initrd, args, cpus))
-
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(len(todo))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    done = [b for b in boots if b is not None]
+    done = side_by_side([functools.partial(
+        boot, kernel, initrd, results / f"hw-serial-{m.fixture}.log", timeout,
+        cmd=qemu_cmd(q, m, kernel, initrd, args, cpus)) for m, args in todo])
     timings["hw-boot+test"] = max(b.seconds for b in done)
     (results / layer.log).write_text("".join(
         f"### cxl-sr: machine {m.fixture} (hw-serial-{m.fixture}.log)\n{b.log}"

@@ -10,6 +10,7 @@ busybox-static, kmod's modules, ndctl's `cxl` with its libraries.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from .accel import kvm_usable
 from .results import ERROR, FAIL, PASS, SKIP, XFAIL, XPASS, Case, Layer, Suite, first_splat, judge
@@ -605,18 +606,24 @@ def boot_all(kernel: Path, initrd: Path, results: Path, timeout: int, append: st
     if shards < 2:
         planned = " cxlsr.shard=0" if shards == 1 else ""
         return [boot(kernel, initrd, results / "vm-serial.log", timeout, append + planned)]
-    boots: List[Boot | None] = [None] * shards
+    return side_by_side([functools.partial(boot, kernel, initrd, results / f"vm-serial-{k}.log",
+                                           timeout, f"{append} cxlsr.shard={k}".strip(), cpus=1)
+                         for k in range(shards)])
+
+
+def side_by_side(boots: List[Callable[[], Boot]]) -> List[Boot]:
+    """Run every boot at once, each in a thread; their results in order."""
+    done: List[Boot | None] = [None] * len(boots)
 
     def one(k: int) -> None:
-        boots[k] = boot(kernel, initrd, results / f"vm-serial-{k}.log", timeout,
-                        f"{append} cxlsr.shard={k}".strip(), cpus=1)
+        done[k] = boots[k]()
 
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(shards)]
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(len(boots))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return [b for b in boots if b is not None]
+    return [b for b in done if b is not None]
 
 
 def merge_suites(suites: List[Suite]) -> List[Suite]:

@@ -9,13 +9,14 @@ stays what the other layers use.
 The machine (BRIDGES): two pxb-cxl host bridges, each with a root port and
 a volatile type-3 memdev, and a CXL fixed memory window per bridge. The
 firmware's "Soft Reserved" is an e820 entry from the kernel command line
-(memmap=SIZE%START+0xefffffff, parse_memmap_one()). Two of them (MACHINES),
-booted side by side, one fixture of the hw kselftest program (vm.HW_PROGRAM)
-each: `hw`, Soft Reserved over window 0 and nothing committed; and
-`hw_firmware`, Soft Reserved over both windows, whose host bridges have HDM
-decoders that the fixture commits, as firmware would, before any CXL driver
-loads. The kernel is the vm layer's; the initramfs is its root without
-cxl_test's updates/: every CXL and DAX module is the tree's own.
+(memmap=SIZE%START+0xefffffff, parse_memmap_one()). Three of them
+(MACHINES), booted side by side, one fixture of the hw kselftest program
+(vm.HW_PROGRAM) each: `hw`, Soft Reserved over window 0 and nothing
+committed; `hw_firmware`, Soft Reserved over both windows, whose host bridges
+have HDM decoders that the fixture commits, as firmware would, before any CXL
+driver loads; and `hw_cxl_late`, the same machine with the CXL drivers loaded
+after dax_hmem. The kernel is the vm layer's; the initramfs is its root
+without cxl_test's updates/: every CXL and DAX module is the tree's own.
 """
 from __future__ import annotations
 

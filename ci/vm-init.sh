@@ -22,9 +22,10 @@ echo 8 > /proc/sys/kernel/printk
 # the test programs beside the scripts, the interpreter and options of its
 # #! line), under a hard timeout of its own (seconds: the runner's for the
 # kernel's kind, or cxlsr.ndctl_timeout=), with udev running as on the
-# systems ndctl's tests are written for (only the module rule; the kselftests load modules themselves and
-# never run beside it). Exit 77 is a skip; its reason, as a failure's,
-# the last line the test printed that is not a trace (+ ...).
+# systems ndctl's tests are written for (only the module rule; the
+# kselftests load modules themselves and never run beside it). Exit 77 is a
+# skip; its reason, as a failure's, the last line the test printed that is
+# not a trace (+ ...).
 ndctl_timeout=$(cat /usr/share/ndctl-test/cxlsr-timeout 2>/dev/null || echo 600)
 # Where every user task and every blocked kernel thread is (state, wait
 # channel, kernel stack): printed just before a test's timeout, so that a

@@ -31,8 +31,8 @@ from .ndctl import KEYRING, Apt, _mirror, unpacked
 from .results import Layer
 from .results import judge
 from .util import RunnerError, cache_dir, clip, log
-from .vm import (HW_PROGRAM, MAY_SKIP, VmBuild, boot, extract_ktap, failed_boot, merge_suites,
-                 narrowed, parse_program, side_by_side, split_kselftest)
+from .vm import (HW_PROGRAM, MAY_SKIP, VmBuild, boot, failed_boot, gather, narrowed,
+                 side_by_side)
 
 SUITE = "bookworm-backports"
 PACKAGES = ("qemu-system-x86", "qemu-system-common", "qemu-system-data", "seabios")
@@ -153,17 +153,7 @@ def run_hw(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
         boot, kernel, initrd, results / f"hw-serial-{m.fixture}.log", timeout,
         cmd=qemu_cmd(q, m, kernel, initrd, args, cpus)) for m, args in todo])
     timings["hw-boot+test"] = max(b.seconds for b in done)
-    (results / layer.log).write_text("".join(
-        f"### cxl-sr: machine {m.fixture} (hw-serial-{m.fixture}.log)\n{b.log}"
-        for (m, _), b in zip(todo, done)))
-    ktaps = [extract_ktap(b.log) for b in done]
-    (results / layer.ktap).write_text("".join(ktaps))
-    suites = []
-    for (m, _), ktap in zip(todo, ktaps):
-        for name, (tap, verdict) in split_kselftest(ktap).items():
-            suites.append(parse_program(tree, f"{name}-{m.fixture}", tap, verdict, results, "hw"))
-            suites[-1].name = name
-    layer.suites = merge_suites(suites)
+    gather(layer, done, [m.fixture for m, _ in todo], tree, results)
     if failed_boot(layer, done, timeout):
         return layer
     return judge(layer, vb.programs, "\n".join(b.log for b in done), may_skip=MAY_SKIP)

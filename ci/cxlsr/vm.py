@@ -626,6 +626,28 @@ def side_by_side(boots: List[Callable[[], Boot]]) -> List[Boot]:
     return [b for b in done if b is not None]
 
 
+def gather(layer: Layer, boots: List[Boot], labels: List[str], tree: Path,
+           results: Path) -> List[str]:
+    """Each boot's KTAP (returned), parsed into layer.suites, a program's
+    cases from every boot as one suite; the layer's KTAP file holds every
+    boot's. Boot K logged to <layer>-serial-<labels[K]>.log, and the layer's
+    log then gets them all; a boot labelled "" logged to the layer's log."""
+    ktaps = [extract_ktap(b.log) for b in boots]
+    suites: List[Suite] = []
+    for label, ktap in zip(labels, ktaps):
+        for name, (tap, verdict) in split_kselftest(ktap).items():
+            suites.append(parse_program(tree, f"{name}-{label}" if label else name, tap,
+                                        verdict, results, layer.name))
+            suites[-1].name = name
+    if any(labels):
+        (results / layer.log).write_text("".join(
+            f"### cxl-sr: {layer.name}-serial-{label}.log\n{b.log}"
+            for label, b in zip(labels, boots)))
+    (results / layer.ktap).write_text("".join(ktaps))
+    layer.suites = merge_suites(suites)
+    return ktaps
+
+
 def merge_suites(suites: List[Suite]) -> List[Suite]:
     """A program's cases from every VM that ran some of them, as one suite."""
     merged: Dict[str, Suite] = {}
@@ -667,21 +689,10 @@ def run_vm(repo: Path, tree: Path, build: Path, results: Path, jobs: int, timeou
     if booted is not None:
         timings["vm-boot"] = booted
     seconds: Dict[str, float] = {}
-    suites: List[Suite] = []
-    ktaps: List[str] = []
-    for k, b in enumerate(boots):
-        ktap = extract_ktap(b.log)
-        ktaps.append(ktap)
+    for b in boots:
         seconds.update(case_seconds(b.stamps))
-        for name, (tap, verdict) in split_kselftest(ktap).items():
-            suites.append(parse_program(tree, name if len(boots) == 1 else f"{name}-{k}", tap,
-                                        verdict, results))
-            suites[-1].name = name
-    if len(boots) > 1:
-        (results / layer.log).write_text("".join(
-            f"### cxl-sr: VM {k} of {len(boots)} (vm-serial-{k}.log)\n{b.log}" for k, b in enumerate(boots)))
-    (results / layer.ktap).write_text("".join(ktaps))
-    layer.suites = merge_suites(suites)
+    labels = [str(k) for k in range(len(boots))] if len(boots) > 1 else [""]
+    ktaps = gather(layer, boots, labels, tree, results)
     allowed: Tuple[str, ...] = ()
     if vb.peer:
         layer.suites.append(peer_suite(vb, "".join(ktaps), results, timeout))

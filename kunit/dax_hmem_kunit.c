@@ -6,12 +6,12 @@
  * deferred decision waits for device probing.
  *
  * The real paths run (dax_hmem_platform_probe(), hmem_register_device(),
- * hmem_process_deferred()); KUnit static stubs stand in for what a booted
- * CXL topology would answer: the ranges HMEM knows of, whether a range is
- * in a CXL window, whether a committed region contains it, and the
- * registration of an hmem device, which is recorded instead. The timing
- * cases use real devices and drivers of their own whose probes are slow,
- * hang, or defer forever.
+ * hmem_process_deferred()), over a CXL window of the suite's own in
+ * /proc/iomem; KUnit static stubs stand in for what only a booted CXL
+ * topology would answer: the ranges HMEM knows of, whether a committed
+ * region contains one, and the registration of an hmem device, which is
+ * recorded instead. The timing cases use real devices and drivers of their
+ * own whose probes are slow, hang, or defer forever.
  */
 #include <kunit/static_stub.h>
 #include <kunit/test.h>
@@ -23,18 +23,28 @@
 #include <linux/platform_device.h>
 #include <linux/string.h>
 #include "../bus.h"
+#include "../hmem/hmem.h"
 
 #define KUNIT_HOST	"dax-hmem-kunit-host"
 #define KUNIT_SLOW	"dax-hmem-kunit-slow"
 
-/* The Soft Reserved ranges the stubbed walk reports, at unused addresses. */
+/*
+ * The Soft Reserved ranges the stubbed walk reports, at unused addresses:
+ * one below the suite's CXL window, two inside it.
+ */
 enum { R_OUTSIDE, R_CLAIMED, R_UNCLAIMED, NR_RANGES };
 
+#define KUNIT_WINDOW_BASE	0xe100000000ULL
+
 static struct resource test_ranges[NR_RANGES] = {
-	[R_OUTSIDE] = DEFINE_RES_MEM_NAMED(0x7e0000000000ULL, SZ_256M, "outside"),
-	[R_CLAIMED] = DEFINE_RES_MEM_NAMED(0x7e0010000000ULL, SZ_256M, "claimed"),
-	[R_UNCLAIMED] = DEFINE_RES_MEM_NAMED(0x7e0020000000ULL, SZ_256M, "unclaimed"),
+	[R_OUTSIDE] = DEFINE_RES_MEM_NAMED(KUNIT_WINDOW_BASE - SZ_256M, SZ_256M, "outside"),
+	[R_CLAIMED] = DEFINE_RES_MEM_NAMED(KUNIT_WINDOW_BASE, SZ_256M, "claimed"),
+	[R_UNCLAIMED] = DEFINE_RES_MEM_NAMED(KUNIT_WINDOW_BASE + SZ_256M, SZ_256M, "unclaimed"),
 };
+
+static struct resource test_window = DEFINE_RES_NAMED_DESC(KUNIT_WINDOW_BASE, SZ_512M,
+							   "CXL Window dax-hmem-kunit",
+							   IORESOURCE_MEM, IORES_DESC_CXL);
 
 struct hmem_kunit {
 	unsigned long registered;	/* bit per test_ranges[] index */
@@ -64,11 +74,6 @@ static int stub_walk(struct device *host, walk_hmem_fn fn)
 			return rc;
 	}
 	return 0;
-}
-
-static bool stub_in_cxl_window(const struct resource *res)
-{
-	return range_index(res) != R_OUTSIDE;
 }
 
 static bool stub_cxl_claims(const struct resource *res)
@@ -103,7 +108,6 @@ static int stub_register(struct device *host, int target_nid, const struct resou
 static void stub_all(struct kunit *test)
 {
 	kunit_activate_static_stub(test, hmem_walk, stub_walk);
-	kunit_activate_static_stub(test, hmem_in_cxl_window, stub_in_cxl_window);
 	kunit_activate_static_stub(test, hmem_cxl_claims, stub_cxl_claims);
 	kunit_activate_static_stub(test, __hmem_register_device, stub_register);
 }
@@ -158,6 +162,17 @@ static int probe_host(struct hmem_platform_device *host)
 {
 	guard(device)(&host->pdev.dev);
 	return dax_hmem_platform_probe(&host->pdev);
+}
+
+/*
+ * A rebind of the host, its deferred pass left for the test to run: KUnit's
+ * static stubs redirect only the calls made from the test's own thread, so
+ * the host's work is disabled and the probe walk cannot queue it.
+ */
+static int rebind_host(struct hmem_platform_device *host)
+{
+	disable_work_sync(&host->work);
+	return probe_host(host);
 }
 
 /* Let a deferred pass queued on dax_hmem's workqueue finish. */
@@ -287,9 +302,9 @@ static void hmem_partly_soft_reserved_is_not_taken(struct kunit *test)
 }
 
 /*
- * A reload or rebind after CXL's initial probe: nothing is deferred again,
- * and no range is left without an owner: the unclaimed one is HMEM's
- * again, the claimed one stays CXL's.
+ * A reload or rebind after CXL's initial probe leaves no range without an
+ * owner: once its deferred pass has run, the unclaimed one is HMEM's again
+ * and the claimed one stays CXL's.
  */
 static void hmem_rebind_leaves_no_orphan(struct kunit *test)
 {
@@ -301,8 +316,9 @@ static void hmem_rebind_leaves_no_orphan(struct kunit *test)
 	KUNIT_ASSERT_TRUE(test, host->did_probe);
 
 	ctx->registered = 0;
-	KUNIT_ASSERT_EQ(test, probe_host(host), 0);
-	KUNIT_EXPECT_FALSE(test, work_busy(&host->work));
+	KUNIT_ASSERT_EQ(test, rebind_host(host), 0);
+	KUNIT_EXPECT_FALSE_MSG(test, host->did_probe, "the rebind asked for no decision");
+	hmem_process_deferred(host);
 	KUNIT_EXPECT_TRUE_MSG(test, ctx->registered & BIT(R_UNCLAIMED),
 			      "the unclaimed range has no owner after a rebind");
 	KUNIT_EXPECT_TRUE(test, ctx->registered & BIT(R_OUTSIDE));
@@ -544,27 +560,23 @@ static void releaser_stop(void *data)
 	wait_for_completion(&r->done);
 }
 
-static void hmem_probe_in_flight_is_waited_for(struct kunit *test)
+/*
+ * Run the deferred pass here, while @probe is in flight: a releaser thread
+ * lets the probe return @ms after the pass started. Checks the order itself:
+ * held probe, pending decision, release, decision.
+ */
+static void decide_while_probing(struct kunit *test, struct hmem_platform_device *host,
+				 struct slow_dev *probe, unsigned int ms, const char *what)
 {
-	const struct slow_case *c = test->param_value;
-	struct hmem_kunit *ctx = test->priv;
-	struct hmem_platform_device *host = new_host(test);
 	struct releaser *r = kunit_kzalloc(test, sizeof(*r), GFP_KERNEL);
 	struct task_struct *task;
 	ktime_t t0, decided, returned;
 
 	KUNIT_ASSERT_NOT_NULL(test, r);
-	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, reset_probe_timeout, test), 0);
-	if (strcmp(c->timeout_ms, "0"))
-		set_probe_timeout(test, c->timeout_ms);
-	stub_all(test);
-	r->probe = start_probe(test, PROBE_HANG);
-	r->ms = c->probe_ms;
+	r->probe = probe;
+	r->ms = ms;
 	init_completion(&r->armed);
 	init_completion(&r->done);
-	ctx->slow_done = &r->probe->done;
-	ctx->claimed_in_flight = true;
-
 	task = kthread_run(releaser_fn, r, "dax-hmem-kunit-release");
 	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
 	get_task_struct(task);
@@ -577,18 +589,65 @@ static void hmem_probe_in_flight_is_waited_for(struct kunit *test)
 	decided = ktime_get();
 	WRITE_ONCE(r->decided, true);
 	wait_for_completion(&r->done);
-	kunit_info(test, "decision latency with a %u ms probe: %lld ms (timeout %s ms)",
-		   c->probe_ms, ktime_ms_delta(decided, t0), c->timeout_ms);
+	kunit_info(test, "decision latency with a %u ms probe (%s): %lld ms",
+		   ms, what, ktime_ms_delta(decided, t0));
 
-	/* The order itself: held probe, pending decision, release, decision. */
 	KUNIT_EXPECT_FALSE_MSG(test, r->decided_at_release,
 			       "decided while the probe was still in flight");
-	returned = READ_ONCE(r->probe->returned);
-	KUNIT_EXPECT_TRUE(test, completion_done(&r->probe->done));
+	returned = READ_ONCE(probe->returned);
+	KUNIT_EXPECT_TRUE(test, completion_done(&probe->done));
 	KUNIT_EXPECT_TRUE_MSG(test, returned && !ktime_before(decided, returned),
 			      "decided before the probe returned");
+}
+
+static void hmem_probe_in_flight_is_waited_for(struct kunit *test)
+{
+	const struct slow_case *c = test->param_value;
+	struct hmem_kunit *ctx = test->priv;
+	struct hmem_platform_device *host = new_host(test);
+	struct slow_dev *probe;
+
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, reset_probe_timeout, test), 0);
+	if (strcmp(c->timeout_ms, "0"))
+		set_probe_timeout(test, c->timeout_ms);
+	stub_all(test);
+	probe = start_probe(test, PROBE_HANG);
+	ctx->slow_done = &probe->done;
+	ctx->claimed_in_flight = true;
+
+	decide_while_probing(test, host, probe, c->probe_ms, c->name);
 	/* The probe's region claims R_UNCLAIMED: it is CXL's. */
 	KUNIT_EXPECT_EQ(test, ctx->registered, 0);
+}
+
+/*
+ * A rebind while a CXL probe is still in flight, one that will commit a
+ * region over R_UNCLAIMED (a cxl_pci rebind racing the hmem_platform one):
+ * the rebind's decision waits for it, and the range is CXL's. Deciding at
+ * bind time would see the range unclaimed and take it.
+ */
+static void hmem_rebind_waits_for_probing(struct kunit *test)
+{
+	struct hmem_kunit *ctx = test->priv;
+	struct hmem_platform_device *host = new_host(test);
+	struct slow_dev *assembling;
+
+	stub_all(test);
+	hmem_process_deferred(host);
+	KUNIT_ASSERT_TRUE(test, host->did_probe);
+
+	assembling = start_probe(test, PROBE_HANG);
+	ctx->slow_done = &assembling->done;
+	ctx->claimed_in_flight = true;
+	ctx->registered = 0;
+	KUNIT_ASSERT_EQ(test, rebind_host(host), 0);
+	KUNIT_EXPECT_EQ_MSG(test, ctx->registered, BIT(R_OUTSIDE),
+			    "a range in the CXL window was decided at bind time, CXL still probing");
+
+	decide_while_probing(test, host, assembling, 50, "rebind");
+	KUNIT_EXPECT_TRUE(test, host->did_probe);
+	KUNIT_EXPECT_EQ_MSG(test, ctx->registered, BIT(R_OUTSIDE),
+			    "the range of a region assembling at rebind was taken from it");
 }
 
 /*
@@ -643,13 +702,22 @@ static void hmem_probe_busy_while_deferred_pending(struct kunit *test)
 
 static int hmem_kunit_suite_init(struct kunit_suite *suite)
 {
-	int rc = platform_driver_register(&host_driver);
+	int rc = insert_resource(&iomem_resource, &test_window);
 
 	if (rc)
 		return rc;
+	rc = platform_driver_register(&host_driver);
+	if (rc)
+		goto err_host;
 	rc = platform_driver_register(&slow_driver);
 	if (rc)
-		platform_driver_unregister(&host_driver);
+		goto err_slow;
+	return 0;
+
+err_slow:
+	platform_driver_unregister(&host_driver);
+err_host:
+	remove_resource(&test_window);
 	return rc;
 }
 
@@ -657,6 +725,7 @@ static void hmem_kunit_suite_exit(struct kunit_suite *suite)
 {
 	platform_driver_unregister(&slow_driver);
 	platform_driver_unregister(&host_driver);
+	remove_resource(&test_window);
 }
 
 static struct kunit_case dax_hmem_defer_cases[] = {
@@ -666,6 +735,7 @@ static struct kunit_case dax_hmem_defer_cases[] = {
 	KUNIT_CASE(hmem_deferred_pass_survives_a_failed_range),
 	KUNIT_CASE(hmem_partly_soft_reserved_is_not_taken),
 	KUNIT_CASE(hmem_rebind_leaves_no_orphan),
+	KUNIT_CASE(hmem_rebind_waits_for_probing),
 	KUNIT_CASE_SLOW(hmem_hung_probe_bounded_by_timeout),
 	KUNIT_CASE_PARAM(hmem_probe_in_flight_is_waited_for, slow_gen_params),
 	KUNIT_CASE(hmem_defer_forever_does_not_hold),
@@ -687,11 +757,6 @@ static struct kunit_suite dax_hmem_defer_suite = {
  * made-up range) and publish_soft_reserved on.
  */
 static struct resource td_range = DEFINE_RES_MEM_NAMED(0xe000000000ULL, SZ_256M, "teardown");
-
-static bool stub_soft_reserved(const struct resource *res)
-{
-	return res->start == td_range.start;
-}
 
 static void reset_teardown_params(void *test)
 {
@@ -785,13 +850,20 @@ static struct hmem_platform_device *register_td(struct kunit *test, struct teard
 						bool published)
 {
 	struct hmem_platform_device *host = new_host(test);
+	struct resource *sr = kunit_kzalloc(test, sizeof(*sr), GFP_KERNEL);
 	struct device *dax;
+
+	/* Firmware's Soft Reserved entry for the range, which HMEM checks for. */
+	KUNIT_ASSERT_NOT_NULL(test, sr);
+	*sr = DEFINE_RES_NAMED_DESC(td_range.start, resource_size(&td_range), "Soft Reserved",
+				    IORESOURCE_MEM, IORES_DESC_SOFT_RESERVED);
+	KUNIT_ASSERT_EQ(test, insert_resource(&soft_reserve_resource, sr), 0);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, remove_res, sr), 0);
 
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, reset_teardown_params, test), 0);
 	KUNIT_ASSERT_EQ(test, set_hmem_param(test, "region_idle", "Y"), 0);
 	/* Without plan B there is no such parameter, and no entry to see. */
 	set_hmem_param(test, "publish_soft_reserved", "Y");
-	kunit_activate_static_stub(test, hmem_is_soft_reserved, stub_soft_reserved);
 
 	KUNIT_ASSERT_EQ(test, __hmem_register_device(&host->pdev.dev, 0, &td_range), 0);
 	td->test = test;
@@ -922,4 +994,3 @@ kunit_test_suites(&dax_hmem_defer_suite, &dax_hmem_teardown_suite);
 
 MODULE_DESCRIPTION("KUnit tests for dax_hmem's Soft Reserved probe deferral");
 MODULE_LICENSE("GPL");
-MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");

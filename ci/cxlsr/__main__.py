@@ -151,8 +151,10 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
     results = s.results / "mutants" / patch.stem
     how = "leaving out" if args.reverse else "applying"
     log(f"mutant {patch.name}: {how} in {tree.path}")
-    run(source.GIT + ["apply"] + (["-R"] if args.reverse else []) + [str(patch)], cwd=tree.path,
-        what=f"{how} {patch.name}")
+    # A patch left out may have later patches of the series around its lines:
+    # reverse it with a three-way merge on the blobs its index lines name.
+    run(source.GIT + ["apply"] + (["-R", "--3way"] if args.reverse else []) + [str(patch)],
+        cwd=tree.path, what=f"{how} {patch.name}")
     header = patch.read_text().split("diff --git", 1)[0]
     found = re.search(r"^Layer:\s*(\S+)\s*$", header, re.MULTILINE)
     where = args.layer or (found.group(1) if found else "kunit")

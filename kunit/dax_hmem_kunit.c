@@ -753,15 +753,14 @@ static struct kunit_suite dax_hmem_defer_suite = {
 
 /*
  * Teardown ordering, on the real registration path: an hmem device over a
- * range, with region_idle (its dax device stays empty, so nothing maps the
- * made-up range) and publish_soft_reserved on.
+ * range firmware calls Soft Reserved, with region_idle (its dax device stays
+ * empty, so nothing maps the made-up range).
  */
 static struct resource td_range = DEFINE_RES_MEM_NAMED(0xe000000000ULL, SZ_256M, "teardown");
 
 static void reset_teardown_params(void *test)
 {
 	set_hmem_param(test, "region_idle", "N");
-	set_hmem_param(test, "publish_soft_reserved", "N");
 }
 
 static bool sr_published(void)
@@ -850,20 +849,23 @@ static struct hmem_platform_device *register_td(struct kunit *test, struct teard
 						bool published)
 {
 	struct hmem_platform_device *host = new_host(test);
-	struct resource *sr = kunit_kzalloc(test, sizeof(*sr), GFP_KERNEL);
 	struct device *dax;
 
 	/* Firmware's Soft Reserved entry for the range, which HMEM checks for. */
-	KUNIT_ASSERT_NOT_NULL(test, sr);
-	*sr = DEFINE_RES_NAMED_DESC(td_range.start, resource_size(&td_range), "Soft Reserved",
-				    IORESOURCE_MEM, IORES_DESC_SOFT_RESERVED);
-	KUNIT_ASSERT_EQ(test, insert_resource(&soft_reserve_resource, sr), 0);
-	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, remove_res, sr), 0);
+	if (region_intersects_soft_reserve(td_range.start, resource_size(&td_range)) !=
+	    REGION_INTERSECTS) {
+		struct resource *sr = kunit_kzalloc(test, sizeof(*sr), GFP_KERNEL);
+
+		KUNIT_ASSERT_NOT_NULL(test, sr);
+		*sr = DEFINE_RES_NAMED_DESC(td_range.start, resource_size(&td_range),
+					    "Soft Reserved", IORESOURCE_MEM,
+					    IORES_DESC_SOFT_RESERVED);
+		KUNIT_ASSERT_EQ(test, insert_resource(&soft_reserve_resource, sr), 0);
+		KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, remove_res, sr), 0);
+	}
 
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, reset_teardown_params, test), 0);
 	KUNIT_ASSERT_EQ(test, set_hmem_param(test, "region_idle", "Y"), 0);
-	/* Without plan B there is no such parameter, and no entry to see. */
-	set_hmem_param(test, "publish_soft_reserved", "Y");
 
 	KUNIT_ASSERT_EQ(test, __hmem_register_device(&host->pdev.dev, 0, &td_range), 0);
 	td->test = test;
@@ -949,9 +951,10 @@ static void hmem_teardown_interrupted(struct kunit *test)
 }
 
 /*
- * Plan B cannot publish over a range something else partly claims in iomem:
- * the hmem device owns the range all the same (its probe does not fail), only
- * without the "Soft Reserved" entry, and gives everything back when it goes.
+ * "Soft Reserved" cannot be published over a range something else partly
+ * claims in iomem: the hmem device owns the range all the same (its probe
+ * does not fail), only without the entry, and gives everything back when it
+ * goes. The same range without the conflict first: the entry is published.
  */
 static void hmem_publish_conflict_still_owns(struct kunit *test)
 {
@@ -961,13 +964,13 @@ static void hmem_publish_conflict_still_owns(struct kunit *test)
 
 	KUNIT_ASSERT_NOT_NULL(test, td);
 	KUNIT_ASSERT_NOT_NULL(test, straddle);
+	host = register_td(test, td, true);
+	device_release_driver(&host->pdev.dev);
+	KUNIT_ASSERT_FALSE(test, sr_published());
+
 	*straddle = DEFINE_RES_MEM_NAMED(td_range.start - SZ_2M, SZ_4M, "dax-hmem-kunit-straddle");
 	KUNIT_ASSERT_EQ(test, insert_resource(&iomem_resource, straddle), 0);
 	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, remove_res, straddle), 0);
-
-	/* Without plan B nothing is published anyway: there is no conflict to test. */
-	KUNIT_ASSERT_EQ_MSG(test, set_hmem_param(test, "publish_soft_reserved", "Y"), 0,
-			    "no dax_hmem.publish_soft_reserved (plan B) to try");
 	host = register_td(test, td, false);
 
 	device_release_driver(&host->pdev.dev);

@@ -16,7 +16,7 @@
  * For each: who owns every Soft Reserved byte (HMEM, CXL or nobody), no
  * byte owned twice, one "dax_region resource conflict" and one -12 probe
  * error per lost arbitration, /proc/iomem as a maintainer reads it ("Soft
- * Reserved" exactly where HMEM owns, with plan B), a CXL region over HMEM's
+ * Reserved" exactly where HMEM owns), a CXL region over HMEM's
  * HPA refused with -ERANGE, the owners after dax_hmem and dax_cxl are
  * reloaded in both orders, and, with both unloaded, no new region over HPA
  * that a committed region decodes. Then the dax modules unloaded while the
@@ -425,14 +425,17 @@ static bool regions_nest_in_windows(char *bad, size_t len)
 	return ok;
 }
 
-/* /proc/iomem: CXL's dax devices inside their region; plan B where HMEM owns. */
 /* Every CXL dax device has its driver: its range is claimed in /proc/iomem. */
 static bool cxl_all_bound(void)
 {
 	return owns_bound(OWNER_CXL, count_owned(OWNER_CXL));
 }
 
-static void check_iomem(struct __test_metadata *_metadata, bool published)
+/*
+ * /proc/iomem: CXL's dax devices inside their region; "Soft Reserved"
+ * exactly where HMEM owns, and nowhere else.
+ */
+static void check_iomem(struct __test_metadata *_metadata)
 {
 	struct dax_dev devs[MAX_DAX];
 	char path[PATH_MAX], real[PATH_MAX], bad[160];
@@ -461,13 +464,12 @@ static void check_iomem(struct __test_metadata *_metadata, bool published)
 				       region + 1);
 		} else if (devs[i].owner == OWNER_HMEM) {
 			hmem++;
-			if (published)
-				EXPECT_TRUE(iomem_has("Soft Reserved", devs[i].start,
-						      devs[i].start + devs[i].size - 1))
-					TH_LOG("no \"Soft Reserved\" over HMEM's %s", devs[i].name);
+			EXPECT_TRUE(iomem_has("Soft Reserved", devs[i].start,
+					      devs[i].start + devs[i].size - 1))
+				TH_LOG("no \"Soft Reserved\" over HMEM's %s", devs[i].name);
 		}
 	}
-	EXPECT_EQ(published ? hmem : 0, iomem_count("Soft Reserved"));
+	EXPECT_EQ(hmem, iomem_count("Soft Reserved"));
 	EXPECT_TRUE(regions_nest_in_windows(bad, sizeof(bad))) {
 		TH_LOG("/proc/iomem: %s", bad);
 		dump_iomem(_metadata);
@@ -484,7 +486,7 @@ struct iomem_child {
 
 /*
  * The direct children of the "CXL Window N" entry that spans exactly [s, e]
- * (by name: plan B's "Soft Reserved" can sit above the window over the same
+ * (by name: HMEM's "Soft Reserved" can sit above the window over the same
  * range, and a dax device over all of it below).
  */
 static int iomem_children(unsigned long long s, unsigned long long e,
@@ -622,7 +624,7 @@ static void load_in_order(struct __test_metadata *_metadata,
 	kmsg_mark();
 
 	if (variant->order == REGION_FIRST)
-		ASSERT_EQ(0, sh("modprobe dax_hmem publish_soft_reserved=1"));
+		ASSERT_EQ(0, sh("modprobe dax_hmem"));
 	if (variant->order == DAX_CXL_FIRST) {
 		ASSERT_EQ(0, sh("modprobe dax_cxl"));
 		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, DRIVER_BOUND_MS));
@@ -824,7 +826,7 @@ TEST_F_TIMEOUT(layout, owners, 600)
 
 	check_owners(_metadata, &variant->fresh, variant->conflicts, "after the load");
 	unusable = unusable_now();
-	check_iomem(_metadata, variant->order == REGION_FIRST);
+	check_iomem(_metadata);
 	check_hmem_hpa_refused(_metadata);
 
 	if (variant->innocent) {
@@ -854,7 +856,7 @@ TEST_F_TIMEOUT(layout, owners, 600)
 		check_owners(_metadata, &variant->reloaded, variant->reload_conflicts, when);
 		if (unusable_now() > unusable)
 			unusable = unusable_now();
-		check_iomem(_metadata, false);
+		check_iomem(_metadata);
 		if (*innocent)
 			EXPECT_TRUE(innocent_region(innocent, istart)) TH_LOG("%s: %s went", when,
 									      innocent);

@@ -432,33 +432,16 @@ TEST_F_TIMEOUT(innocent, survives_dax_hmem_reload, 300)
 /*
  * HMEM owns the Soft Reserved range with dax_hmem.region_idle=1: it holds
  * the range in the "DAX Regions" arbiter but its dax device claims nothing
- * in iomem. What stops a CXL region over that range then:
- * - 7.3 (publish_soft_reserved=0): nothing stops its HPA allocation, it
- *   commits, and its dax_region loses in the arbiter; f: the loss is
- *   visible (conflict and -12 probe error in the log, dax_regionN unbound).
- * - plan B (publish_soft_reserved=1): "Soft Reserved" is in iomem exactly
- *   where HMEM owns, so the HPA allocation fails with -ERANGE; then the
- *   seed's order: disable the HMEM device, its entry goes, the region is
- *   created over the same HPA and CXL owns it.
+ * in iomem. What stops a CXL region over that range then is HMEM's "Soft
+ * Reserved" entry, in iomem exactly where HMEM owns: the HPA allocation
+ * fails with -ERANGE (in 7.3 nothing stops it: the region commits over
+ * HMEM's range and only its dax_region loses in the arbiter). Then the
+ * seed's order: disable the HMEM device, its entry goes, the region is
+ * created over the same HPA and CXL owns it.
  */
 FIXTURE(hmem_idle) {
 	char root[32];
 	unsigned long long sr, sr_size;
-};
-
-FIXTURE_VARIANT(hmem_idle) {
-	const char *dax_hmem_params;
-	bool published;
-};
-
-FIXTURE_VARIANT_ADD(hmem_idle, unpublished) {
-	.dax_hmem_params = "region_idle=1",
-	.published = false,
-};
-
-FIXTURE_VARIANT_ADD(hmem_idle, published) {
-	.dax_hmem_params = "region_idle=1 publish_soft_reserved=1",
-	.published = true,
 };
 
 FIXTURE_SETUP(hmem_idle)
@@ -466,7 +449,7 @@ FIXTURE_SETUP(hmem_idle)
 	if (!cxl_test_available())
 		SKIP(return, "cxl_test is not installed for this kernel");
 	unload_stack();
-	ASSERT_EQ(0, sh("modprobe dax_hmem %s", variant->dax_hmem_params));
+	ASSERT_EQ(0, sh("modprobe dax_hmem region_idle=1"));
 	ASSERT_EQ(0, sh("modprobe cxl_test hmem_test=1 fail_autoassemble=1"));
 	coldplug();
 	ASSERT_TRUE(wait_for(hmem_region_present, SETTLE_MS));
@@ -486,44 +469,6 @@ struct sr_window {
 	const char *root;
 	unsigned long long sr, sr_size;
 };
-
-static void cxl_loses_visibly(struct __test_metadata *_metadata, const struct sr_window *self)
-{
-	char region[32], dax_region[48], msg[128];
-
-	kmsg_mark();
-	ASSERT_EQ(0, make_ram_region(self->root, self->sr_size, region, sizeof(region)))
-		TH_LOG("%s", region_err);
-	EXPECT_EQ(self->sr, read_u64(CXL_DEVS "/%s/resource", region));
-
-	snprintf(dax_region, sizeof(dax_region), "dax_%s", region);
-	ASSERT_TRUE(wait_for(dax_region_conflict_logged, DRIVER_BOUND_MS))
-		TH_LOG("no \"dax_region resource conflict\" in the kernel log");
-	snprintf(msg, sizeof(msg), "%s: probe with driver cxl_dax_region failed with error -12",
-		 dax_region);
-	EXPECT_TRUE(kmsg_has(msg)) TH_LOG("missing: %s", msg);
-	EXPECT_TRUE(exists(CXL_DEVS "/%s", dax_region));
-	EXPECT_FALSE(exists(CXL_DEVS "/%s/driver", dax_region));
-
-	/* One owner: HMEM's region, whole; no CXL dax device anywhere. */
-	EXPECT_EQ(0, count_owned(OWNER_CXL));
-	ASSERT_TRUE(hmem_region_present());
-	EXPECT_EQ(self->sr_size, hmem_region_size());
-
-	/*
-	 * Handoff: nothing retries the loser by itself (its probe failed with
-	 * -ENOMEM, not a deferral). The user step: disable the HMEM device,
-	 * then disable and enable the region; CXL owns the range.
-	 */
-	ASSERT_EQ(0, hmem_let_go());
-	EXPECT_FALSE(hmem_region_present());
-	EXPECT_EQ(0, count_owned(OWNER_CXL));
-	ASSERT_EQ(0, write_str(region, "/sys/bus/cxl/drivers/cxl_region/unbind"));
-	ASSERT_EQ(0, write_str(region, "/sys/bus/cxl/drivers/cxl_region/bind"));
-	ASSERT_TRUE(wait_for(cxl_owns_sr, SETTLE_MS))
-		TH_LOG("%s got no dax device after HMEM let go", region);
-	EXPECT_TRUE(dax_ranges_disjoint());
-}
 
 static void hmem_range_published(struct __test_metadata *_metadata,
 				 const struct sr_window *self)
@@ -563,10 +508,7 @@ TEST_F_TIMEOUT(hmem_idle, cxl_region_over_hmem_range, 300)
 {
 	struct sr_window w = { self->root, self->sr, self->sr_size };
 
-	if (variant->published)
-		hmem_range_published(_metadata, &w);
-	else
-		cxl_loses_visibly(_metadata, &w);
+	hmem_range_published(_metadata, &w);
 }
 
 /*
@@ -600,11 +542,10 @@ static int cxl_tool_region(const char *root, unsigned long long size, const char
  * `cxl create-region` over HMEM's range (a free memdev, one way), then
  * disable the HMEM device, `cxl disable-region` and `cxl destroy-region`
  * what the first attempt left, and `cxl create-region` again: the region
- * gets the same HPA and CXL owns it.
- * Unpublished, the first region commits and its dax region loses to
- * HMEM's (the mail's stuck state); published, a region the size of the
- * window (empty but for HMEM's range) fails as the mail shows and leaves
- * nothing behind, and HMEM's entry goes with its device.
+ * gets the same HPA and CXL owns it. The first attempt, a region the size
+ * of the window (empty but for HMEM's range), fails as the mail shows and
+ * leaves nothing behind (in 7.3 it commits and its dax region loses to
+ * HMEM's: the mail's stuck state), and HMEM's entry goes with its device.
  */
 TEST_F_TIMEOUT(hmem_idle, teardown_with_cxl_tool, 300)
 {
@@ -615,38 +556,17 @@ TEST_F_TIMEOUT(hmem_idle, teardown_with_cxl_tool, 300)
 
 	ASSERT_EQ(0, sh("command -v cxl >/dev/null")) TH_LOG("no cxl tool (ndctl) in this system");
 	kmsg_mark();
-	rc = cxl_tool_region(self->root, variant->published ? window : self->sr_size,
-			     variant->published ? erange : NULL, memdev, sizeof(memdev), out,
+	rc = cxl_tool_region(self->root, window, erange, memdev, sizeof(memdev), out,
 			     sizeof(out));
 	TH_LOG("cxl create-region over HMEM's range with %s: exit %d: %s", memdev, rc, out);
-	if (variant->published) {
-		EXPECT_NE(0, rc);
-		EXPECT_NE(NULL, strstr(out, erange));
-		EXPECT_EQ(0, run_tool(out, sizeof(out), "cxl list -R 2>&1"));
-		EXPECT_EQ(NULL, strstr(out, "region")) TH_LOG("cxl list -R: %s", out);
-		EXPECT_TRUE(hmem_region_present());
+	EXPECT_NE(0, rc);
+	EXPECT_NE(NULL, strstr(out, erange));
+	EXPECT_EQ(0, run_tool(out, sizeof(out), "cxl list -R 2>&1"));
+	EXPECT_EQ(NULL, strstr(out, "region")) TH_LOG("cxl list -R: %s", out);
+	EXPECT_TRUE(hmem_region_present());
 
-		ASSERT_EQ(0, hmem_let_go());
-		EXPECT_FALSE(soft_reserved_published());
-	} else {
-		ASSERT_EQ(0, rc);
-		ASSERT_TRUE(cxl_dev_holding("region*", "resource", self->sr, region,
-					    sizeof(region)))
-			TH_LOG("no region over HMEM's range after: %s", cmd);
-		EXPECT_TRUE(region_committed(region));
-		ASSERT_TRUE(wait_for(dax_region_conflict_logged, DRIVER_BOUND_MS))
-			TH_LOG("no \"dax_region resource conflict\" in the kernel log");
-		EXPECT_EQ(0, count_owned(OWNER_CXL));
-
-		ASSERT_EQ(0, hmem_let_go());
-		snprintf(cmd, sizeof(cmd), "cxl disable-region %s 2>&1", region);
-		EXPECT_EQ(0, run_tool(out, sizeof(out), cmd)) TH_LOG("%s: %s", cmd, out);
-		snprintf(cmd, sizeof(cmd), "cxl destroy-region %s 2>&1", region);
-		EXPECT_EQ(0, run_tool(out, sizeof(out), cmd)) TH_LOG("%s: %s", cmd, out);
-		EXPECT_FALSE(exists(CXL_DEVS "/%s", region));
-		EXPECT_EQ(0, run_tool(out, sizeof(out), "cxl list -R 2>&1"));
-		EXPECT_EQ(NULL, strstr(out, "region")) TH_LOG("cxl list -R: %s", out);
-	}
+	ASSERT_EQ(0, hmem_let_go());
+	EXPECT_FALSE(soft_reserved_published());
 	EXPECT_FALSE(hmem_region_present());
 
 	/* The same HPA, through the tool: CXL owns it. */

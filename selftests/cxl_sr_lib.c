@@ -838,6 +838,11 @@ bool iomem_has(const char *name, unsigned long long start, unsigned long long en
 	return false;
 }
 
+bool dax_region_conflict_logged(void)
+{
+	return kmsg_has("dax_region resource conflict");
+}
+
 bool hmem_region_present(void)
 {
 	return count_glob(HMEM_TEST_DEV "/hmem.*/dax_region") == 1;

@@ -81,6 +81,7 @@ bool kmsg_has(const char *needle);
 int kmsg_count(const char *needle);
 int iomem_count(const char *name);
 bool iomem_has(const char *name, unsigned long long start, unsigned long long end);
+bool dax_region_conflict_logged(void);
 bool hmem_region_present(void);
 unsigned long long hmem_region_size(void);
 bool iomem_find(const char *name, unsigned long long *start, unsigned long long *end);

@@ -586,6 +586,69 @@ TEST_F_TIMEOUT(hmem_idle, teardown_with_cxl_tool, 300)
 }
 
 /*
+ * HMEM decided before the auto-region assembled (no memdev had a driver
+ * yet), and with region_idle=1 its range stays out of System RAM: region0
+ * then commits over it and its DAX region loses in the arbiter. When HMEM
+ * decides again, on an hmem_platform rebind with dax_cxl loaded, the range
+ * must stay HMEM's: region0, whose DAX region lost, uses none of it. Were
+ * region0 still counted as a claim, HMEM would leave the range to a DAX
+ * region that is gone, and nobody would own it.
+ */
+FIXTURE(dax_cxl_lost) {
+	unsigned long long sr_size;
+};
+
+FIXTURE_SETUP(dax_cxl_lost)
+{
+	int i;
+
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unload_stack();
+	ASSERT_TRUE(stack_unloaded()) TH_LOG("%s still loaded from before", stack_left());
+	ASSERT_EQ(0, sh("modprobe cxl_test hmem_test=1"));
+	ASSERT_EQ(0, sh("modprobe dax_hmem region_idle=1"));
+	ASSERT_EQ(0, sh("modprobe dax_cxl"));
+	/*
+	 * dax_cxl registers once HMEM has decided: on no region at all. A plain
+	 * poll: wait_for() would load the memdevs' drivers meanwhile.
+	 */
+	for (i = 0; i < SETTLE_MS / 100 && !dax_cxl_driver_registered(); i++)
+		usleep(100 * 1000);
+	ASSERT_TRUE(dax_cxl_driver_registered());
+	ASSERT_EQ(0, count_glob(CXL_DEVS "/region*")) TH_LOG("a region before coldplug");
+	ASSERT_TRUE(hmem_region_present());
+	self->sr_size = hmem_region_size();
+
+	kmsg_mark();
+	coldplug();
+	ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS));
+	ASSERT_TRUE(wait_for(dax_region_conflict_logged, SETTLE_MS))
+		TH_LOG("region0's DAX region did not lose to HMEM's");
+	EXPECT_EQ(0, count_owned(OWNER_CXL));
+}
+
+FIXTURE_TEARDOWN(dax_cxl_lost)
+{
+	unload_stack();
+	EXPECT_FALSE(module_loaded("cxl_test"));
+}
+
+TEST_F_TIMEOUT(dax_cxl_lost, rebind_keeps_owner, 300)
+{
+	const char *drv = "/sys/bus/platform/drivers/hmem_platform";
+
+	ASSERT_EQ(0, write_str("hmem_platform.1", "%s/unbind", drv));
+	ASSERT_FALSE(hmem_region_present());
+	ASSERT_EQ(0, write_str("hmem_platform.1", "%s/bind", drv));
+	EXPECT_TRUE(wait_for(hmem_region_present, SETTLE_MS))
+		TH_LOG("after the rebind nobody owns the Soft Reserved range (region0 lost it)");
+	EXPECT_EQ(self->sr_size, hmem_region_size());
+	EXPECT_EQ(0, count_owned(OWNER_CXL));
+	EXPECT_TRUE(region0_committed());
+}
+
+/*
  * dax_cxl registers its driver from a work item, after its init returned.
  * When that registration fails (cxl_test takes the driver's name first),
  * the module stays loaded without its driver, and must then unload

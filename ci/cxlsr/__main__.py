@@ -152,7 +152,9 @@ def cmd_mutant(s: Settings, args: argparse.Namespace) -> int:
     how = "leaving out" if args.reverse else "applying"
     log(f"mutant {patch.name}: {how} in {tree.path}")
     # A patch left out may have later patches of the series around its lines:
-    # reverse it with a three-way merge on the blobs its index lines name.
+    # reverse it with a three-way merge on the blobs its index lines name
+    # (which wants an index that agrees with the files).
+    run(source.GIT + ["update-index", "-q", "--refresh"], cwd=tree.path, what="git update-index")
     run(source.GIT + ["apply"] + (["-R", "--3way"] if args.reverse else []) + [str(patch)],
         cwd=tree.path, what=f"{how} {patch.name}")
     header = patch.read_text().split("diff --git", 1)[0]

@@ -116,7 +116,10 @@ def apply(repo: Path, tree: Path, stamp: Path) -> str:
                 raise RunnerError(f"overlay file {f.relative_to(repo)} would replace the tree's "
                                   f"own {dst}: edits to upstream files belong in {SERIES_DIR}/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target)
+            # Stamped now, not with the source's mtime: a file edited while an
+            # earlier run was building is older than what that run built.
+            # _keep_mtimes() gives an unchanged file its old mtime back.
+            shutil.copy(f, target)
         _git(tree, "add", "-f", *[dst for _, dst in new])
         _git(tree, "commit", "-q", "--no-verify", "-m", "cxl-sr-suite: new files (kunit, cxl_test, selftests)")
 

@@ -978,10 +978,57 @@ static void hmem_publish_conflict_still_owns(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, slot_free(test));
 }
 
+static int walk_td(struct device *host, walk_hmem_fn fn)
+{
+	return fn(host, 0, &td_range);
+}
+
+static int count_hmem(struct device *dev, void *count)
+{
+	*(int *)count += match_hmem(dev, NULL);
+	return 0;
+}
+
+/*
+ * A CXL window that appears between the probe walk and the deferred pass
+ * (cxl_acpi still adding its windows while another range was deferred):
+ * the range the probe walk registered, outside every window then, is in
+ * one when the pass walks it, and no committed region contains it. It is
+ * HMEM's already: the pass must not register it a second time (an hmem
+ * device that loses the DAX Regions arbitration to the first).
+ */
+static void hmem_late_window_registers_once(struct kunit *test)
+{
+	struct teardown *td = kunit_kzalloc(test, sizeof(*td), GFP_KERNEL);
+	struct resource *window = kunit_kzalloc(test, sizeof(*window), GFP_KERNEL);
+	struct hmem_platform_device *host;
+	int n = 0;
+
+	KUNIT_ASSERT_NOT_NULL(test, td);
+	KUNIT_ASSERT_NOT_NULL(test, window);
+	/* What the probe walk does with a range outside every CXL window. */
+	KUNIT_ASSERT_EQ(test, hmem_decide(&td_range, false), HMEM_REGISTER);
+	host = register_td(test, td, true);
+
+	*window = DEFINE_RES_NAMED_DESC(td_range.start, resource_size(&td_range),
+					"CXL Window dax-hmem-kunit-late", IORESOURCE_MEM,
+					IORES_DESC_CXL);
+	KUNIT_ASSERT_EQ(test, insert_resource(&iomem_resource, window), 0);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, remove_res, window), 0);
+	KUNIT_ASSERT_EQ(test, hmem_decide(&td_range, true), HMEM_TAKE_OVER);
+
+	kunit_activate_static_stub(test, hmem_walk, walk_td);
+	hmem_process_deferred(host);
+	device_for_each_child(&host->pdev.dev, &n, count_hmem);
+	KUNIT_EXPECT_EQ_MSG(test, n, 1, "hmem devices over one range");
+	KUNIT_EXPECT_NOT_NULL(test, td->hmem->driver);
+}
+
 static struct kunit_case dax_hmem_teardown_cases[] = {
 	KUNIT_CASE(hmem_teardown_order),
 	KUNIT_CASE(hmem_teardown_interrupted),
 	KUNIT_CASE(hmem_publish_conflict_still_owns),
+	KUNIT_CASE(hmem_late_window_registers_once),
 	{}
 };
 

@@ -12,6 +12,10 @@
  *                   driver that loads late: race R1 of the review)
  *   dax_cxl_first   dax_cxl has registered and claimed the regions when
  *                   HMEM decides (a late hmem_platform device: race R2)
+ *   window_late     HMEM decides with cxl_acpi unbound, so no CXL window
+ *                   yet: nothing is deferred, and the windows and regions
+ *                   arrive over HMEM's ranges (race R5, and the "unload
+ *                   cxl_acpi to give everything to dax_hmem" flow)
  *
  * For each: who owns every Soft Reserved byte (HMEM, CXL or nobody), no
  * byte owned twice, one "dax_region resource conflict" and one -12 probe
@@ -39,12 +43,13 @@
 #define PARAMS		"/sys/module/cxl_test/parameters"
 #define CXL_ACPI	"/sys/bus/platform/devices/cxl_acpi.0"
 #define HOTADD		CXL_ACPI "/hotadd_memdev"
+#define CXL_ACPI_DRV	"/sys/bus/platform/drivers/cxl_acpi"
 #define MIB		(1024ULL * 1024)
 #define MAX_SR		4
 #define CONFLICT	"dax_region resource conflict"
 #define PROBE_ENOMEM	"failed with error -12"
 
-enum order { REGION_FIRST, DECISION_FIRST, DAX_CXL_FIRST };
+enum order { REGION_FIRST, DECISION_FIRST, DAX_CXL_FIRST, WINDOW_LATE };
 
 /*
  * Soft Reserved bytes by owner, in MiB: the dax device that holds them in
@@ -98,6 +103,15 @@ FIXTURE_VARIANT_ADD(layout, region_dax_cxl_first) {
 };
 
 /*
+ * The window late: HMEM registers the range at once, as outside every
+ * window; region0 assembles under the window that arrives and yields.
+ */
+FIXTURE_VARIANT_ADD(layout, region_window_late) {
+	.layout = "region", .order = WINDOW_LATE,
+	.fresh = { .hmem = 512, .yielded = 1 }, .reloaded = { .hmem = 512, .yielded = 1 },
+};
+
+/*
  * partial: Soft Reserved is all of window 0, region0 half of it. No region
  * contains it, so HMEM takes all of it; but region0's HPA, still in
  * /proc/iomem, keeps kmem from binding HMEM's device (idle): in 7.3 nobody
@@ -142,6 +156,11 @@ FIXTURE_VARIANT_ADD(layout, two_ranges_decision_first) {
 FIXTURE_VARIANT_ADD(layout, two_ranges_dax_cxl_first) {
 	.layout = "two_ranges", .order = DAX_CXL_FIRST,
 	.fresh = { .cxl = 512, .hmem = 512 }, .reloaded = { .cxl = 512, .hmem = 512 },
+};
+
+FIXTURE_VARIANT_ADD(layout, two_ranges_window_late) {
+	.layout = "two_ranges", .order = WINDOW_LATE,
+	.fresh = { .hmem = 1024, .yielded = 1 }, .reloaded = { .hmem = 1024, .yielded = 1 },
 };
 
 /*
@@ -602,6 +621,16 @@ static void check_hmem_hpa_refused(struct __test_metadata *_metadata)
 	}
 }
 
+/* Every fixture's teardown: the whole stack unloaded, whatever the case left. */
+static void unload_all(struct __test_metadata *_metadata)
+{
+	const char *left;
+
+	unload_stack();
+	left = stack_left();
+	EXPECT_TRUE(left == NULL) TH_LOG("%s did not unload", left);
+}
+
 static int hold(bool on)
 {
 	return write_str(on ? "1" : "0", PARAMS "/hmem_hold");
@@ -617,6 +646,7 @@ static void load_in_order(struct __test_metadata *_metadata,
 			  const struct _fixture_variant_layout *variant)
 {
 	bool deferred = strcmp(variant->layout, "outside") != 0;
+	bool alone = variant->order == DECISION_FIRST || variant->order == WINDOW_LATE;
 	char root[32], region[32];
 
 	unload_stack();
@@ -630,10 +660,14 @@ static void load_in_order(struct __test_metadata *_metadata,
 		ASSERT_TRUE(wait_for(dax_cxl_driver_registered, DRIVER_BOUND_MS));
 	}
 	ASSERT_EQ(0, sh("modprobe cxl_test hmem_layout=%s%s", variant->layout,
-			variant->order == DECISION_FIRST ? "" : " hmem_hold=1"));
+			alone ? "" : " hmem_hold=1"));
 	ASSERT_LT(0, read_sr()) TH_LOG("cxl_test published no Soft Reserved range");
 
-	if (variant->order == DECISION_FIRST) {
+	if (variant->order == WINDOW_LATE) {
+		ASSERT_EQ(0, write_str("cxl_acpi.0", CXL_ACPI_DRV "/unbind"));
+		ASSERT_EQ(0, iomem_count("CXL Window 0")) dump_iomem(_metadata);
+	}
+	if (alone) {
 		/* No memdev has a driver yet: HMEM decides on no region at all. */
 		ASSERT_EQ(0, sh("modprobe dax_hmem"));
 		ASSERT_EQ(0, sh("modprobe dax_cxl"));
@@ -645,6 +679,12 @@ static void load_in_order(struct __test_metadata *_metadata,
 		 */
 		ASSERT_EQ(0, sh("modprobe kmem && modprobe device_dax"));
 		ASSERT_TRUE(wait_for(hmem_owns_all_sr, SETTLE_MS)) dump_state(_metadata);
+		if (variant->order == WINDOW_LATE) {
+			/* Nothing was in a window: no deferred pass walked again. */
+			EXPECT_EQ(1, param_int("hmem_walks"));
+			ASSERT_EQ(0, write_str("cxl_acpi.0", CXL_ACPI_DRV "/bind"));
+			ASSERT_EQ(1, iomem_count("CXL Window 0")) dump_iomem(_metadata);
+		}
 		coldplug();
 		if (variant->hotadd) {
 			ASSERT_EQ(0, write_str("1", HOTADD));
@@ -699,8 +739,7 @@ FIXTURE_TEARDOWN(layout)
 {
 	if (module_loaded("cxl_test"))
 		hold(false);
-	unload_stack();
-	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
+	unload_all(_metadata);
 }
 
 /* A region firmware knew nothing of: never HMEM's business, reloads included. */
@@ -813,6 +852,17 @@ static void check_new_hpa_clear(struct __test_metadata *_metadata)
 	}
 }
 
+/* A 256M region made through sysfs in region0's window; its HPA. */
+static unsigned long long make_beside_region0(struct __test_metadata *_metadata,
+					      char *region, size_t len)
+{
+	char root[32];
+
+	ASSERT_TRUE(region_root_decoder("region0", root, sizeof(root)));
+	ASSERT_EQ(0, make_ram_region(root, 256 * MIB, region, len)) TH_LOG("%s", region_err);
+	return read_u64(CXL_DEVS "/%s/resource", region);
+}
+
 static bool dax_modules_gone(void)
 {
 	return !module_loaded("dax_cxl") && !module_loaded("dax_hmem");
@@ -820,7 +870,7 @@ static bool dax_modules_gone(void)
 
 TEST_F_TIMEOUT(layout, owners, 600)
 {
-	char root[32], innocent[32] = "";
+	char innocent[32] = "";
 	unsigned long long istart = 0, unusable;
 	int round;
 
@@ -829,12 +879,8 @@ TEST_F_TIMEOUT(layout, owners, 600)
 	check_iomem(_metadata);
 	check_hmem_hpa_refused(_metadata);
 
-	if (variant->innocent) {
-		ASSERT_TRUE(region_root_decoder("region0", root, sizeof(root)));
-		ASSERT_EQ(0, make_ram_region(root, 256 * MIB, innocent, sizeof(innocent)))
-			TH_LOG("%s", region_err);
-		istart = read_u64(CXL_DEVS "/%s/resource", innocent);
-	}
+	if (variant->innocent)
+		istart = make_beside_region0(_metadata, innocent, sizeof(innocent));
 
 	/* Reloaded, each way round: the owners of a load with every region there. */
 	for (round = 0; round < 2; round++) {
@@ -901,19 +947,25 @@ static const struct _fixture_variant_layout cxl_owns_region0 = {
 	.layout = "region", .order = REGION_FIRST, .fresh = { .cxl = 512 },
 };
 
+/* A load in a layout's order, settled on its owners; the decoders it made. */
+static int load_settled(struct __test_metadata *_metadata,
+			const struct _fixture_variant_layout *load)
+{
+	load_in_order(_metadata, load);
+	check_owners(_metadata, &load->fresh, 0, "after the load");
+	return count_glob(CXL_DEVS "/decoder*");
+}
+
 FIXTURE_SETUP(auto_delete)
 {
 	if (!cxl_test_available())
 		SKIP(return, "cxl_test is not installed for this kernel");
-	load_in_order(_metadata, &cxl_owns_region0);
-	check_owners(_metadata, &cxl_owns_region0.fresh, 0, "after the load");
-	self->decoders = count_glob(CXL_DEVS "/decoder*");
+	self->decoders = load_settled(_metadata, &cxl_owns_region0);
 }
 
 FIXTURE_TEARDOWN(auto_delete)
 {
-	unload_stack();
-	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
+	unload_all(_metadata);
 }
 
 static int decoders_now;
@@ -921,6 +973,17 @@ static int decoders_now;
 static bool decoders_back(void)
 {
 	return count_glob(CXL_DEVS "/decoder*") == decoders_now;
+}
+
+/* cxl_acpi unbound and bound: what the decoders hold now is what comes back. */
+static void reenumerate(struct __test_metadata *_metadata, int decoders)
+{
+	ASSERT_EQ(0, write_str("cxl_acpi.0", CXL_ACPI_DRV "/unbind"));
+	ASSERT_EQ(0, write_str("cxl_acpi.0", CXL_ACPI_DRV "/bind"));
+	decoders_now = decoders;
+	ASSERT_TRUE(wait_for(decoders_back, SETTLE_MS))
+		TH_LOG("%d decoders after the rebind, %d before",
+		       count_glob(CXL_DEVS "/decoder*"), decoders);
 }
 
 TEST_F_TIMEOUT(auto_delete, rediscovery, 300)
@@ -935,13 +998,7 @@ TEST_F_TIMEOUT(auto_delete, rediscovery, 300)
 	EXPECT_FALSE(exists(CXL_DEVS "/region0"));
 	check_owners(_metadata, &nobody, 0, "after delete_region");
 
-	/* Re-enumerate: what the decoders hold now is what comes back. */
-	ASSERT_EQ(0, write_str("cxl_acpi.0", "/sys/bus/platform/drivers/cxl_acpi/unbind"));
-	ASSERT_EQ(0, write_str("cxl_acpi.0", "/sys/bus/platform/drivers/cxl_acpi/bind"));
-	decoders_now = self->decoders;
-	ASSERT_TRUE(wait_for(decoders_back, SETTLE_MS))
-		TH_LOG("%d decoders after the rebind, %d before",
-		       count_glob(CXL_DEVS "/decoder*"), self->decoders);
+	reenumerate(_metadata, self->decoders);
 	if (variant->preserve) {
 		ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS))
 			TH_LOG("region0 not rediscovered from the preserved programming");
@@ -951,6 +1008,82 @@ TEST_F_TIMEOUT(auto_delete, rediscovery, 300)
 			TH_LOG("region0 came back although its decoders were reset");
 		check_owners(_metadata, &nobody, 0, "after the rebind");
 	}
+}
+
+/*
+ * Hot-remove: region0's second member (cxl_mem.4) goes, while CXL or HMEM
+ * owns the Soft Reserved range, and comes back. Its removal tears region0
+ * down (decoders reset, as any cxl_mem unbind does): a range CXL owned
+ * then has no owner, and HMEM, whose decision is made, must not take up
+ * memory whose device is gone; one HMEM owns stays HMEM's. The device
+ * back, and re-enumerated with firmware's programming (cxl_test's
+ * preserved decoder registry standing in for firmware), region0
+ * assembles again: CXL's DAX region gets the range back (the slot its
+ * first one held was let go), or it yields to HMEM again.
+ */
+FIXTURE(hot_remove) {
+	int decoders;
+};
+
+FIXTURE_VARIANT(hot_remove) {
+	const struct _fixture_variant_layout *load;
+	struct owners removed;	/* with cxl_mem.4 gone */
+};
+
+static const struct _fixture_variant_layout hmem_owns_region0 = {
+	.layout = "region", .order = DECISION_FIRST, .fresh = { .hmem = 512, .yielded = 1 },
+};
+
+FIXTURE_VARIANT_ADD(hot_remove, cxl_owned) {
+	.load = &cxl_owns_region0,
+	.removed = { .none = 512 },
+};
+
+FIXTURE_VARIANT_ADD(hot_remove, hmem_owned) {
+	.load = &hmem_owns_region0,
+	.removed = { .hmem = 512 },
+};
+
+#define MOCK_MEM_DRV	"/sys/bus/platform/drivers/cxl_mock_mem"
+
+FIXTURE_SETUP(hot_remove)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	self->decoders = load_settled(_metadata, variant->load);
+}
+
+FIXTURE_TEARDOWN(hot_remove)
+{
+	unload_all(_metadata);
+}
+
+static bool mem4_gone(void)
+{
+	return !count_glob("/sys/bus/platform/devices/cxl_mem.4/mem*") && !region0_committed();
+}
+
+static bool mem4_back(void)
+{
+	return count_glob("/sys/bus/platform/devices/cxl_mem.4/mem*/driver") == 1;
+}
+
+TEST_F_TIMEOUT(hot_remove, memdev_out_and_back, 300)
+{
+	ASSERT_EQ(0, write_str("1", CXL_ACPI "/decoder_reset_preserve_registry"));
+	ASSERT_EQ(0, write_str("cxl_mem.4", MOCK_MEM_DRV "/unbind"));
+	ASSERT_TRUE(wait_for(mem4_gone, SETTLE_MS)) dump_state(_metadata);
+	check_owners(_metadata, &variant->removed, 0, "with cxl_mem.4 gone");
+	EXPECT_EQ(variant->removed.hmem ? 1 : 0, count_glob("/sys/bus/platform/devices/hmem.*"))
+		TH_LOG("HMEM registered a range after the memdev behind it went");
+
+	ASSERT_EQ(0, write_str("cxl_mem.4", MOCK_MEM_DRV "/bind"));
+	ASSERT_TRUE(wait_for(mem4_back, SETTLE_MS)) dump_state(_metadata);
+	reenumerate(_metadata, self->decoders);
+	ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS))
+		TH_LOG("region0 not rediscovered from the preserved programming");
+	check_owners(_metadata, &variant->load->fresh, 0, "with cxl_mem.4 back");
+	check_iomem(_metadata);
 }
 
 /*
@@ -993,8 +1126,7 @@ FIXTURE_TEARDOWN(accel)
 {
 	if (module_loaded("cxl_test"))
 		hold(false);
-	unload_stack();
-	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
+	unload_all(_metadata);
 }
 
 static void expect_not_hmem(struct __test_metadata *_metadata, const char *when)
@@ -1058,26 +1190,40 @@ static bool poll_for(bool (*cond)(void), int timeout_ms)
 	return true;
 }
 
-FIXTURE_SETUP(held_unload)
+/*
+ * Layout "region" with HMEM's decision held; with `region0`, region0 has
+ * committed and dax_cxl is loaded, waiting for the decision to register.
+ */
+static void load_held(struct __test_metadata *_metadata, bool region0)
 {
-	if (!cxl_test_available())
-		SKIP(return, "cxl_test is not installed for this kernel");
 	unload_stack();
 	ASSERT_TRUE(stack_unloaded()) TH_LOG("%s still loaded from before", stack_left());
-	unlink(UNLOAD_RC);
 	kmsg_mark();
 	ASSERT_EQ(0, sh("modprobe dax_hmem"));
 	ASSERT_EQ(0, sh("modprobe cxl_test hmem_layout=region hmem_hold=1"));
 	ASSERT_TRUE(poll_for(held, SETTLE_MS)) TH_LOG("hmem_held=%d", param_int("hmem_held"));
-	if (!strcmp(variant->module, "dax_cxl")) {
+	if (region0) {
 		/* region0 commits while held: the decision, when it comes, is CXL's. */
 		coldplug();
 		ASSERT_TRUE(wait_for(region0_committed, SETTLE_MS));
 		ASSERT_EQ(0, sh("modprobe dax_cxl"));
-		EXPECT_FALSE(wait_for(dax_cxl_driver_registered, 2000))
-			TH_LOG("dax_cxl registered while HMEM's decision was pending");
 	}
-	/* ...and with dax_hmem to unload, nothing may use it: no coldplug yet (dax_cxl). */
+}
+
+/* dax_cxl, loaded, waits for the held decision to register its driver. */
+static void expect_dax_cxl_waits(struct __test_metadata *_metadata)
+{
+	EXPECT_FALSE(wait_for(dax_cxl_driver_registered, 2000))
+		TH_LOG("dax_cxl registered while HMEM's decision was pending");
+}
+
+FIXTURE_SETUP(held_unload)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	unlink(UNLOAD_RC);
+	/* With dax_hmem to unload, nothing may use it: no coldplug yet (dax_cxl). */
+	load_held(_metadata, !strcmp(variant->module, "dax_cxl"));
 }
 
 FIXTURE_TEARDOWN(held_unload)
@@ -1086,8 +1232,7 @@ FIXTURE_TEARDOWN(held_unload)
 		hold(false);
 	sh("while [ ! -e " UNLOAD_RC " ] && pgrep -x modprobe >/dev/null; do sleep 1; done");
 	unlink(UNLOAD_RC);
-	unload_stack();
-	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
+	unload_all(_metadata);
 }
 
 static bool unload_done(void)
@@ -1099,6 +1244,8 @@ TEST_F_TIMEOUT(held_unload, then_decide, 300)
 {
 	char rc[16];
 
+	if (!strcmp(variant->module, "dax_cxl"))
+		expect_dax_cxl_waits(_metadata);
 	ASSERT_EQ(0, sh("(modprobe -r %s; echo $? > " UNLOAD_RC ".new; mv " UNLOAD_RC ".new "
 			UNLOAD_RC ") >/dev/null 2>&1 &", variant->module));
 	/* The decision is held: whatever the unload does now, it does with it pending. */
@@ -1131,6 +1278,57 @@ TEST_F_TIMEOUT(held_unload, then_decide, 300)
 	EXPECT_EQ(0, count_owned(OWNER_HMEM));
 }
 
+/*
+ * A region made with `cxl create-region`'s sysfs steps while HMEM's
+ * decision is held (region0 committed, dax_cxl waiting to register): it
+ * commits, outside the Soft Reserved range, and stays without a DAX region
+ * until the decision is made; then CXL owns both regions, HMEM nothing.
+ */
+FIXTURE(held_create) {
+};
+
+FIXTURE_SETUP(held_create)
+{
+	if (!cxl_test_available())
+		SKIP(return, "cxl_test is not installed for this kernel");
+	load_held(_metadata, true);
+}
+
+FIXTURE_TEARDOWN(held_create)
+{
+	unload_all(_metadata);
+}
+
+static char made[32];
+
+static bool made_has_dax_region(void)
+{
+	return exists(CXL_DEVS "/%s/dax_%s/driver", made, made);
+}
+
+TEST_F_TIMEOUT(held_create, region_then_decide, 300)
+{
+	const struct owners cxl = { .cxl = 512 };
+	unsigned long long start;
+
+	expect_dax_cxl_waits(_metadata);
+	ASSERT_EQ(1, read_sr());
+	start = make_beside_region0(_metadata, made, sizeof(made));
+	EXPECT_TRUE(start > sr[0][1] || start + 256 * MIB <= sr[0][0])
+		TH_LOG("%s got %#llx, in the Soft Reserved range", made, start);
+	EXPECT_FALSE(wait_for(made_has_dax_region, 2000))
+		TH_LOG("%s has a DAX region while HMEM's decision is pending", made);
+	EXPECT_TRUE(held()) TH_LOG("the decision was made before the region was");
+
+	ASSERT_EQ(0, hold(false));
+	ASSERT_TRUE(wait_for(dax_cxl_driver_registered, SETTLE_MS));
+	check_owners(_metadata, &cxl, 0, "after the decision");
+	EXPECT_TRUE(wait_for(cxl_owns_two, SETTLE_MS)) dump_state(_metadata);
+	EXPECT_TRUE(region_committed(made));
+	EXPECT_TRUE(made_has_dax_region()) dump_state(_metadata);
+	EXPECT_EQ(0, count_glob("/sys/bus/platform/devices/hmem.*"));
+}
+
 FIXTURE(stress) {
 };
 
@@ -1144,8 +1342,7 @@ FIXTURE_TEARDOWN(stress)
 {
 	if (module_loaded("cxl_test"))
 		hold(false);
-	unload_stack();
-	EXPECT_TRUE(stack_unloaded()) TH_LOG("%s did not unload", stack_left());
+	unload_all(_metadata);
 }
 
 TEST_F_TIMEOUT(stress, rounds, 1800)

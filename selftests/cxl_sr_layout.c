@@ -628,7 +628,7 @@ static void unload_all(struct __test_metadata *_metadata)
 
 	unload_stack();
 	left = stack_left();
-	EXPECT_TRUE(left == NULL) TH_LOG("%s did not unload", left);
+	EXPECT_TRUE(!left) TH_LOG("%s did not unload", left);
 }
 
 static int hold(bool on)
